@@ -1,0 +1,24 @@
+"""Shared pytest configuration: quiet, deterministic, small thread pool, tests importable helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding torchvision-format random weights for every family, written once per session."""
+    from _tv_weights import write_torchvision_weights
+    from medtl_monai.networks import FAMILIES
+
+    folder = tmp_path_factory.mktemp("tv_weights")
+    for arch in FAMILIES:
+        write_torchvision_weights(folder, arch, seed=1)
+    return folder
