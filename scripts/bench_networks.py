@@ -2,7 +2,7 @@
 """Benchmark TransferClassifier variants (parameters, MACs, CPU latency, peak memory) into docs/benchmarks.md.
 
 2D: ResNet-50 at 3x224x224 (the TruncatedTL paper's BIMCV setting). 3D: ResNet-50 inflated to 3D at a CT-like input
-(3 HU windows x 64 slices x 192 x 192). Checks the target: the default 3D truncated model has <= 1/4 of the
+(3 HU windows x 192 x 192 pixels x 64 slices, MONAI's channel-x-y-z layout). Checks the target: the default 3D truncated model has <= 1/4 of the
 parameters and <= 1/2 of the MACs and CPU latency of the fully inflated ResNet-50 (I3D stem: 7x7x7, stride 2).
 
 Usage:
@@ -22,7 +22,7 @@ from medtl_monai.networks import TransferClassifier, profile_model
 from medtl_monai.utils import machine_description, update_benchmark_section
 
 INPUT_2D = (1, 3, 224, 224)
-INPUT_3D = (1, 3, 64, 192, 192)
+INPUT_3D = (1, 3, 192, 192, 64)  # MONAI layout: (batch, channel, x, y, z)
 I3D_STEM = {"stem_depth_kernel": 7, "stem_depth_stride": 2, "pool_depth_stride": 2}
 DEFAULT_3D_CUT = 10
 
@@ -33,7 +33,7 @@ VARIANTS_2D = [
     ("block cut layer3", {"cut": "layer3"}),
     ("layer cut 7 (end of layer2)", {"cut": 7}),
     ("layer cut 11 (TTL-2)", {"cut": 11}),
-    ("layer cut 13", {"cut": 13}),
+    ("layer cut 9 (2 of 6 layer3 blocks)", {"cut": 9}),
     ("TF-slim after layer3", {"slim_after": "layer3"}),
 ]
 VARIANTS_3D = [
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller 3D input, for a smoke run")
     args = parser.parse_args(argv)
     logging.getLogger("medtl_monai").setLevel(logging.ERROR)
-    shape_3d = (1, 3, 16, 64, 64) if args.quick else INPUT_3D
+    shape_3d = (1, 3, 64, 64, 16) if args.quick else INPUT_3D
     start = time.time()
     rows2 = _rows(2, VARIANTS_2D, INPUT_2D, args.repeats)
     rows3 = _rows(3, VARIANTS_3D, shape_3d, args.repeats)

@@ -10,9 +10,9 @@ from medtl_monai.networks import TransferClassifier
 
 CASES = [
     ({"arch": "resnet50", "spatial_dims": 2, "in_channels": 3, "cut": 11}, (2, 3, 64, 64)),
-    ({"arch": "resnet18", "spatial_dims": 3, "in_channels": 1, "cut": "layer3"}, (1, 1, 16, 48, 48)),
+    ({"arch": "resnet18", "spatial_dims": 3, "in_channels": 1, "cut": "layer3"}, (1, 1, 48, 48, 16)),
     ({"arch": "densenet121", "spatial_dims": 2, "in_channels": 1, "cut": "denseblock2"}, (1, 1, 64, 64)),
-    ({"arch": "resnet50", "spatial_dims": 3, "in_channels": 3, "cut": 10}, (1, 3, 16, 48, 48)),
+    ({"arch": "resnet50", "spatial_dims": 3, "in_channels": 3, "cut": 10}, (1, 3, 48, 48, 16)),
 ]
 IDS = ["resnet50-2d-TTL2", "resnet18-3d-layer3", "densenet121-2d", "resnet50-3d-default"]
 

@@ -39,15 +39,15 @@ def test_center_inflation_preserves_2d_output_for_every_cut(arch, weights_dir):
     b3 = build_backbone(arch, 3, 3, stem)
     load_backbone_weights(b3, spec, path, inflation="center")
     image = torch.randn(2, 3, 64, 64)
-    volume = image.unsqueeze(2).repeat(1, 1, 16, 1, 1)
+    volume = image.unsqueeze(-1).repeat(1, 1, 1, 1, 16)
     for cut in _cuts(arch):
         net2 = truncate_backbone(b2, spec, cut).eval()
         net3 = truncate_backbone(b3, spec, cut).eval()
         with torch.no_grad():
             y2, y3 = net2(image), net3(volume)
-        assert y3.shape[0:2] == y2.shape[0:2] and y3.shape[3:] == y2.shape[2:], (cut, y2.shape, y3.shape)
-        for d in range(y3.shape[2]):
-            err = (y3[:, :, d] - y2).abs().max() / y2.abs().max().clamp_min(1e-12)
+        assert y3.shape[:-1] == y2.shape, (cut, y2.shape, y3.shape)
+        for d in range(y3.shape[-1]):
+            err = (y3[..., d] - y2).abs().max() / y2.abs().max().clamp_min(1e-12)
             assert err <= 1e-5, f"{arch} cut={cut} depth {d}: relative error {err:.2e}"
 
 
@@ -59,17 +59,17 @@ def test_classifier_outputs_equal_in_2d_and_3d(weights_dir):
     m3.head.load_state_dict(m2.head.state_dict())
     image = torch.randn(1, 1, 96, 96)
     with torch.no_grad():
-        y2, y3 = m2(image), m3(image.unsqueeze(2).repeat(1, 1, 24, 1, 1))
+        y2, y3 = m2(image), m3(image.unsqueeze(-1).repeat(1, 1, 1, 1, 24))
     assert torch.allclose(y3, y2, rtol=1e-5, atol=1e-5 * y2.abs().max().item())
 
 
 def test_mean_inflation_sums_to_the_2d_kernel():
     w = torch.randn(8, 3, 7, 7)
     inflated = inflate_kernel(w, 5, "mean")
-    assert inflated.shape == (8, 3, 5, 7, 7)
-    assert torch.allclose(inflated.sum(dim=2), w, atol=1e-6)
+    assert inflated.shape == (8, 3, 7, 7, 5)
+    assert torch.allclose(inflated.sum(dim=-1), w, atol=1e-6)
     center = inflate_kernel(w, 5, "center")
-    assert torch.equal(center[:, :, 2], w) and center[:, :, [0, 1, 3, 4]].abs().sum() == 0
+    assert torch.equal(center[..., 2], w) and center[..., [0, 1, 3, 4]].abs().sum() == 0
 
 
 def test_mean_inflation_loads_through_the_classifier(weights_dir):
@@ -78,7 +78,7 @@ def test_mean_inflation_loads_through_the_classifier(weights_dir):
     w2 = torch.load(path)["layer1.0.conv1.weight"]
     w3 = m.backbone.layer1[0].conv1.weight
     assert w3.shape == (64, 64, 3, 3, 3)
-    assert torch.allclose(w3.sum(dim=2), w2, atol=1e-6)
+    assert torch.allclose(w3.sum(dim=-1), w2, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -166,9 +166,9 @@ def test_head_is_kaiming_normal_with_zero_bias():
 def test_3d_stem_depth_settings_are_applied():
     model = TransferClassifier("resnet18", 3, 1, 2, cut="layer1", stem_depth_kernel=5, stem_depth_stride=1, pool_depth_stride=1)
     conv, pool = model.backbone.stem.conv, model.backbone.stem.pool
-    assert conv.kernel_size == (5, 7, 7) and conv.stride == (1, 2, 2)
-    assert pool.stride == (1, 2, 2)
-    out = model.backbone(torch.randn(1, 1, 8, 32, 32))
+    assert conv.kernel_size == (7, 7, 5) and conv.stride == (2, 2, 1)
+    assert pool.stride == (2, 2, 1)
+    out = model.backbone(torch.randn(1, 1, 32, 32, 8))
     assert out.shape == (1, 64, 8, 8, 8)
 
 

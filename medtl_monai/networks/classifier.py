@@ -31,6 +31,9 @@ class TransferClassifier(nn.Module):
     """An ImageNet backbone, optionally cut (TruncatedTL) or slimmed (TransFusion) and inflated to 3D, with a
     global-average-pooling linear head.
 
+    3D inputs use MONAI's layout ``(batch, channel, x, y, z)``: depth (the slice axis) is the last one, and the
+    ``stem_depth_*`` settings apply to it.
+
     The model is ``backbone`` (an ``nn.Sequential`` of named stages: ``stem``, ``layer1``..``layer4`` for ResNets;
     ``stem``, ``denseblock1``, ``transition1``, .., ``denseblock4``, ``final_norm`` for DenseNets) followed by
     ``head``. Stage names are those used by ``cut``, by freezing schedules and by CAM target layers.

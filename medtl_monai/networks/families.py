@@ -115,6 +115,9 @@ def get_family(arch: str) -> FamilySpec:
 class StemConfig:
     """Kernel and stride of the stem along depth (3D only); in-plane they are torchvision's (7, 2 and pool 3, 2).
 
+    Depth is the LAST spatial axis, MONAI's convention for volumes loaded and oriented by its transforms
+    (channel, x, y, z with z the slice axis).
+
     Attributes:
         depth_kernel: depth extent of the 7x7 stem convolution once inflated.
         depth_stride: depth stride of the stem convolution.
@@ -139,11 +142,11 @@ def make_stem(spatial_dims: int, in_channels: int, out_channels: int, stem: Stem
         ``nn.Sequential`` with children ``conv``, ``norm``, ``act``, ``pool``.
     """
     stem = stem or StemConfig()
-    if spatial_dims == 3:
-        kernel: tuple[int, ...] = (stem.depth_kernel, 7, 7)
-        stride: tuple[int, ...] = (stem.depth_stride, 2, 2)
-        pool_kernel: tuple[int, ...] = (2 * (stem.pool_depth_stride // 2) + 1, 3, 3)
-        pool_stride: tuple[int, ...] = (stem.pool_depth_stride, 2, 2)
+    if spatial_dims == 3:  # MONAI's layout (C, X, Y, Z): depth is the last spatial axis
+        kernel: tuple[int, ...] = (7, 7, stem.depth_kernel)
+        stride: tuple[int, ...] = (2, 2, stem.depth_stride)
+        pool_kernel: tuple[int, ...] = (3, 3, 2 * (stem.pool_depth_stride // 2) + 1)
+        pool_stride: tuple[int, ...] = (2, 2, stem.pool_depth_stride)
     else:
         kernel, stride, pool_kernel, pool_stride = (7,) * spatial_dims, (2,) * spatial_dims, (3,) * spatial_dims, (2,) * spatial_dims
     conv_type = Conv[Conv.CONV, spatial_dims]

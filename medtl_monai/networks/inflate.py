@@ -8,7 +8,8 @@ Two rules:
 - ``"mean"`` (I3D): the 2D kernel is repeated along depth and divided by the depth extent. The response to a volume
   constant along depth equals the 2D response away from the depth borders (zero padding breaks it there).
 
-BatchNorm parameters and running statistics, biases and linear layers have the same shape in 2D and 3D and are
+Depth is the last spatial axis (MONAI's (C, X, Y, Z) layout): a 2D kernel (out, in, kx, ky) becomes
+(out, in, kx, ky, kz). BatchNorm parameters and running statistics, biases and linear layers have the same shape in 2D and 3D and are
 carried over unchanged; pooling layers have no parameters (the 3D network is built with 3D pooling by MONAI's
 factories).
 """
@@ -25,7 +26,7 @@ INFLATION_MODES = ("center", "mean")
 
 
 def inflate_kernel(weight: torch.Tensor, depth: int, mode: str = "center") -> torch.Tensor:
-    """Inflate one 2D kernel (out, in, kh, kw) to a 3D kernel (out, in, depth, kh, kw).
+    """Inflate one 2D kernel (out, in, kx, ky) to a 3D kernel (out, in, kx, ky, depth).
 
     Args:
         weight: the 2D kernel.
@@ -43,9 +44,9 @@ def inflate_kernel(weight: torch.Tensor, depth: int, mode: str = "center") -> to
     if weight.dim() != 4 or depth < 1:
         raise ValueError(f"cannot inflate a kernel of shape {tuple(weight.shape)} to depth {depth}.")
     if mode == "mean":
-        return weight.unsqueeze(2).repeat(1, 1, depth, 1, 1) / depth
-    out = weight.new_zeros(weight.shape[0], weight.shape[1], depth, *weight.shape[2:])
-    out[:, :, depth // 2] = weight
+        return weight.unsqueeze(-1).repeat(1, 1, 1, 1, depth) / depth
+    out = weight.new_zeros(*weight.shape, depth)
+    out[..., depth // 2] = weight
     return out
 
 
@@ -66,7 +67,7 @@ def inflate_state_dict(
     for key, value in state_dict.items():
         ref = target.get(key)
         if ref is not None and value.dim() == 4 and ref.dim() == 5:
-            out[key] = inflate_kernel(value, ref.shape[2], mode)
+            out[key] = inflate_kernel(value, ref.shape[-1], mode)
         else:
             out[key] = value
     return out

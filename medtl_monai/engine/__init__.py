@@ -1,0 +1,19 @@
+"""Training and evaluation pieces for MONAI's Ignite engines: metrics, checkpointing with resume, early stop on a
+low learning rate, per-case prediction writing, class weights."""
+
+from .checkpoint import TrainingCheckpointer, atomic_torch_save
+from .handlers import PredictionWriter, StopOnLowLR
+from .losses import class_weights
+from .metrics import AUPRC, AveragePrecisionMetric, average_precision, classification_summary
+
+__all__ = [
+    "TrainingCheckpointer",
+    "atomic_torch_save",
+    "PredictionWriter",
+    "StopOnLowLR",
+    "class_weights",
+    "AUPRC",
+    "AveragePrecisionMetric",
+    "average_precision",
+    "classification_summary",
+]
