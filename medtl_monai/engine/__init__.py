@@ -2,7 +2,7 @@
 low learning rate, per-case prediction writing, class weights."""
 
 from .checkpoint import TrainingCheckpointer, atomic_torch_save
-from .handlers import PredictionWriter, StopOnLowLR
+from .handlers import PredictionWriter, ProgressBarHandler, StopOnLowLR, logits_and_labels
 from .losses import class_weights
 from .metrics import AUPRC, AveragePrecisionMetric, average_precision, classification_summary
 
@@ -11,6 +11,8 @@ __all__ = [
     "atomic_torch_save",
     "PredictionWriter",
     "StopOnLowLR",
+    "ProgressBarHandler",
+    "logits_and_labels",
     "class_weights",
     "AUPRC",
     "AveragePrecisionMetric",

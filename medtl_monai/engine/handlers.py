@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 
 from .metrics import classification_summary
 
-__all__ = ["StopOnLowLR", "PredictionWriter"]
+__all__ = ["StopOnLowLR", "PredictionWriter", "ProgressBarHandler", "logits_and_labels"]
 
 logger = logging.getLogger("medtl_monai.engine")
 
@@ -126,3 +126,46 @@ class PredictionWriter:
             metrics_path = self.output_dir / self.metrics_name
             metrics_path.write_text(json.dumps(summary, indent=2))
             logger.info("test metrics: %s (written to %s)", {k: summary[k] for k in ("auroc", "auprc", "accuracy", "sensitivity", "specificity")}, metrics_path)
+
+
+class ProgressBarHandler:
+    """Ignite's tqdm progress bar, switchable from a config (``enabled=@progress_bar``).
+
+    Args:
+        enabled: attach the bar or do nothing.
+        persist: keep the finished bar of each epoch on screen.
+    """
+
+    def __init__(self, enabled: bool | str = True, persist: bool = False) -> None:
+        # command-line overrides arrive as strings ("false"), which bool() would take as True
+        self.enabled = enabled.strip().lower() not in ("false", "0", "no", "off", "") if isinstance(enabled, str) else bool(enabled)
+        self.persist = bool(persist)
+
+    def attach(self, engine: Engine) -> None:
+        if self.enabled:
+            from ignite.handlers import ProgressBar
+
+            ProgressBar(persist=self.persist).attach(engine, output_transform=lambda output: _loss_of(output))
+
+
+def _loss_of(output) -> dict:
+    items = output if isinstance(output, list) else [output]
+    loss = items[0].get("loss") if items and isinstance(items[0], dict) else None
+    return {"loss": float(loss)} if loss is not None else {}
+
+
+def logits_and_labels(output, logits_key: str = "logits", label_key: str = "label_index"):
+    """Output transform for ``ignite.metrics.Loss`` on a decollated MONAI evaluator output: (logits, class indices).
+
+    Args:
+        output: ``engine.state.output``, a list of per-case dicts.
+        logits_key: key holding the raw network output (copied before the softmax).
+        label_key: key holding the class index (copied before one-hot encoding).
+
+    Returns:
+        ``(logits of shape (B, C), labels of shape (B,))``.
+    """
+    items = output if isinstance(output, list) else [output]
+    logits = torch.stack([torch.as_tensor(i[logits_key]).reshape(-1) for i in items])
+    labels = torch.stack([torch.as_tensor(i[label_key]).reshape(-1)[0] for i in items]).long().to(logits.device)
+    return logits, labels

@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Write MONAI datalists with patient-level, stratified, seeded splits.
+
+Examples:
+    # BIMCV-like BIDS tree, CT, three splits -> data/datalist_split0.json ... split2.json
+    python scripts/make_datalist.py --layout bimcv --root data/demo --labels data/demo/labels.csv \\
+        --modality ct --out data/datalist.json --splits 3
+    # a folder of DICOM studies labelled by a CSV id,label[,patient_id]
+    python scripts/make_datalist.py --layout csv --root data/demo/dicom --labels data/demo/labels.csv \\
+        --pattern "{id}/CT" --out data/datalist_dicom.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medtl_monai.data.datalist import bimcv_items, csv_items, write_datalist
+from medtl_monai.data.splits import make_splits, patient_split
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, list the items, split them and write the datalist(s); return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layout", required=True, choices=["bimcv", "csv"])
+    parser.add_argument("--root", required=True, help="data set root (BIDS tree, or folder of cases)")
+    parser.add_argument("--labels", required=True, help="labels table (CSV or TSV)")
+    parser.add_argument("--out", required=True, help="datalist JSON; with --splits K > 1, <stem>_split<k>.json")
+    parser.add_argument("--modality", default="ct", choices=["ct", "xray"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the (first) split")
+    parser.add_argument("--splits", type=int, default=1, help="number of seeded splits (seed, seed+1, ...)")
+    parser.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--class-names", nargs="+", default=None, help="classes in index order (default: sorted)")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--multi-label", action="store_true", help="labels hold several names (a|b or a list)")
+    parser.add_argument("--pattern", default="{id}", help="csv layout: case path under --root, e.g. '{id}/CT'")
+    parser.add_argument("--views", nargs="+", default=None, help="bimcv X-ray: keep these views, e.g. pa ap")
+    parser.add_argument("--skip-missing", action="store_true", help="skip label rows without an image")
+    args = parser.parse_args(argv)
+
+    on_missing = "skip" if args.skip_missing else "error"
+    if args.layout == "bimcv":
+        items, class_names = bimcv_items(args.root, args.labels, modality=args.modality, class_names=args.class_names,
+                                         label_column=args.label_column, multi_label=args.multi_label,
+                                         views=args.views, on_missing=on_missing)
+    else:
+        items, class_names = csv_items(args.root, args.labels, pattern=args.pattern, label_column=args.label_column,
+                                       class_names=args.class_names, multi_label=args.multi_label,
+                                       on_missing=on_missing)
+    if not items:
+        print(f"no labelled {args.modality} images found under {args.root}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    meta = {"modality": "CT" if args.modality == "ct" else "CR", "multi_label": args.multi_label}
+    if args.splits == 1:
+        split = patient_split(items, fractions=args.fractions, seed=args.seed)
+        write_datalist(out, split, class_names=class_names, extra={"split_seed": args.seed,
+                                                                  "split_fractions": args.fractions}, **meta)
+        written = [out]
+    else:
+        seeds = list(range(args.seed, args.seed + args.splits))
+        make_splits(items, seeds=seeds, fractions=args.fractions, out_dir=out.parent, class_names=class_names,
+                    prefix=f"{out.stem}_split", **meta)
+        written = [out.parent / f"{out.stem}_split{k}.json" for k in range(args.splits)]
+    print(f"{len(items)} items, classes {class_names}")
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
