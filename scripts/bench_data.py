@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -113,6 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(args.out_size)
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -173,7 +175,9 @@ def main() -> None:
             for name, dataset in epochs.items():
                 epoch_times[name].append(epoch_seconds(lambda ds=dataset: run_epoch(ds)))
 
+    load_after = os.getloadavg()[0]
     median = {name: statistics.median(v) for name, v in {**times, **epoch_times}.items()}
+    spread = max((max(v) - min(v)) / statistics.median(v) for v in times.values())
     n = args.n_series
     ref_full = median["SimpleITK ImageSeriesReader + same preprocessing"]
     ref_read = median["SimpleITK, read only (to float32 (x,y,z) MetaTensor)"]
@@ -187,11 +191,13 @@ def main() -> None:
         f"--out-size {size[0]} {size[1]} {size[2]} --repeats {args.repeats} --seed {args.seed}`",
         "",
         f"Data: {n} synthetic CT series of {args.slices} slices of {args.size}x{args.size} int16 "
-        f"({mb:.0f} MiB, written in {write_s:.1f} s), ~90 header elements per file incl. a sequence and private "
-        "tags, shuffled file names and InstanceNumbers. Preprocessing after loading: EnsureChannelFirstd, "
+        f"({mb:.0f} MiB, written in {write_s:.1f} s), ~100 header elements (2.4 KB) per file incl. a sequence and "
+        "private tags, shuffled file names and InstanceNumbers. Preprocessing after loading: EnsureChannelFirstd, "
         f"Orientationd(RAS), ScaleIntensityRanged(-1000..1000 to 0..1, clip), Resized({size}). SimpleITK's "
         "volume is wrapped into the same float32 (x, y, z) MetaTensor with its RAS affine before the same chain "
-        "(outputs checked equal). Times are the median of the interleaved rounds; one process, no workers.",
+        "(outputs checked equal). Times are the median of the interleaved rounds; one process, no workers. "
+        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the run (the machine is shared); "
+        f"the largest spread between rounds of one method was {100 * spread:.0f}% of its median.",
         "",
         "| Method | s / epoch | volumes / s | time vs SimpleITK |",
         "|---|---:|---:|---:|",

@@ -22,3 +22,13 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for arch in FAMILIES:
         write_torchvision_weights(folder, arch, seed=1)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny demo data set (NIfTI and DICOM, CT and X-ray), written once per session."""
+    from medtl_monai.data.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny_demo") / "demo"
+    make_demo_dataset(root, n_cases=20, seed=3, ct_shape=(12, 40, 40), xray_size=64)
+    return root

@@ -95,7 +95,7 @@ def folder_cases(input_dir: str | os.PathLike, kinds: tuple[str, ...] | list[str
     if not root.is_dir():
         raise MissingDataError(f"input folder {str(root)!r} does not exist.")
     items: list[dict] = []
-    for folder, _dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root, followlinks=True):
         folder_path = Path(folder)
         dicoms = [f for f in files if f.lower().endswith(".dcm") or (("." not in f) and not f.startswith("."))]
         for name in files:
