@@ -192,8 +192,8 @@ def sample_findings(rng: np.random.Generator, anat: Anatomy, *, positive: bool) 
                             anat.lung_base + anat.dome_rise[0 if side < 0 else 1] + rng.uniform(10, 30)))
     opacities = []
     if positive:
-        opacities = [(*_lung_point(rng, anat, (0.4, 0.85)), rng.uniform(11, 20), rng.uniform(300, 420))
-                     for _ in range(rng.integers(3, 7))]
+        opacities = [(*_lung_point(rng, anat, (0.4, 0.85)), rng.uniform(13, 24), rng.uniform(300, 420))
+                     for _ in range(rng.integers(3, 8))]
     return Findings(shift=(rng.uniform(-12, 12), rng.uniform(-10, 6)), rotation=math.radians(rng.uniform(-5, 5)),
                     vessels=vessels, nodules=nodules, atelectasis=atelectasis, opacities=opacities,
                     noise=rng.uniform(8, 22))
