@@ -252,7 +252,8 @@ def decode_frames(header: DicomHeader, *, force: bool = False) -> np.ndarray:
         force: read files that lack the DICOM preamble (only used by the full-read fallback).
 
     Returns:
-        the frames, shaped ``(frames, rows, columns)`` or ``(frames, rows, columns, samples)``.
+        the frames, shaped ``(frames, rows, columns)`` or ``(frames, rows, columns, samples)``; possibly a
+        read-only view on the file's bytes.
 
     Raises:
         BadCaseError: the pixel data is missing, truncated or cannot be decoded.
@@ -284,7 +285,13 @@ def decode_frames(header: DicomHeader, *, force: bool = False) -> np.ndarray:
                             raise BadCaseError(
                                 path, f"truncated pixel data: {len(buffer)} of {length} bytes present in the file"
                             )
-                        array, _ = decoder.as_array(buffer, view_only=True, **opts)  # read-only view: copied by the caller
+                        # plain grey-level data: a read-only view on the buffer (the caller copies it anyway)
+                        plain = (
+                            opts["bits_stored"] == opts.get("bits_allocated")
+                            and opts.get("bits_allocated") in (8, 16, 32, 64)
+                            and opts["samples_per_pixel"] == 1
+                        )
+                        array, _ = decoder.as_array(buffer, view_only=plain, **opts)
         if array is None:  # unusual layout: let pydicom read the whole file
             array = read_dataset(path, force=force).pixel_array
     except BadCaseError:

@@ -127,6 +127,6 @@ class DeferredReader(ImageReader):
         else:
             meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = self.channel_dim
         meta[ImageMetaKey.FILENAME_OR_OBJ] = path
-        if self.dtype is not None and array.dtype != self.dtype:
-            array = array.astype(self.dtype)
+        if self.dtype is not None:  # one copy at most, into the C-contiguous layout LoadImage would copy to anyway
+            array = np.ascontiguousarray(array, dtype=self.dtype)
         return array, meta

@@ -75,7 +75,7 @@ class CheckImage(Transform):
         if filename is None:
             meta = img.meta if isinstance(img, MetaTensor) else {}
             filename = meta.get(ImageMetaKey.FILENAME_OR_OBJ, "<unnamed image>")
-        data = torch.as_tensor(img)
+        data = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
         shape = tuple(data.shape)
         spatial = shape[1:] if self.channel_first else shape
         channels = shape[0] if self.channel_first and shape else 1

@@ -88,6 +88,9 @@ class DicomXrayReader(DeferredReader):
         return all(not p.is_dir() and (p.suffix.lower() in DICOM_SUFFIXES or p.suffix == "") for p in paths)
 
     def _load(self, path: str, **options: Any) -> tuple[np.ndarray, dict]:
+        unknown = set(options) - {"apply_voi", "voi_index", "force"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.read() got unexpected options {sorted(unknown)}")
         file = Path(path)
         if file.is_dir():
             raise BadCaseError(file, "is a folder; DicomXrayReader reads one single-frame file (see DicomSeriesReader)")
