@@ -195,19 +195,21 @@ class TestReproducibility:
         assert len(list((tmp_path / "s").rglob("*_cr.nii.gz"))) == 2 and not (tmp_path / "s" / "dicom").exists()
 
 
-class TestSignal:
-    @pytest.fixture(scope="class")
-    def phantoms(self):
-        out = []
-        for i in range(40):
-            rng = np.random.default_rng([11, i])
-            anat = sample_anatomy(rng)
-            findings = sample_findings(rng, anat, positive=bool(i % 2))
-            grid = CTGeometry.centred((40, 96, 96), (8.0, 3.5, 3.5), z0=anat.lung_base - 30)
-            hu, lung = render_ct(anat, findings, grid, rng=rng)
-            out.append((i % 2, hu, lung))
-        return out
+@pytest.fixture(scope="module")
+def phantoms():
+    """40 CT phantoms (label, HU volume, lung mask), alternating negative and positive."""
+    out = []
+    for i in range(40):
+        rng = np.random.default_rng([11, i])
+        anat = sample_anatomy(rng)
+        findings = sample_findings(rng, anat, positive=bool(i % 2))
+        grid = CTGeometry.centred((40, 96, 96), (8.0, 3.5, 3.5), z0=anat.lung_base - 30)
+        hu, lung = render_ct(anat, findings, grid, rng=rng)
+        out.append((i % 2, hu, lung))
+    return out
 
+
+class TestSignal:
     def test_ground_glass_fraction_in_the_lungs_separates_classes(self, phantoms):
         feature = []
         for _, hu, lung in phantoms:

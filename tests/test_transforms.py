@@ -87,10 +87,20 @@ class TestCropMasks:
         assert mask.shape == vol.shape and mask.dtype == torch.bool
         assert not mask[0, :, -3].any() and mask[0, 24, 20].all()
 
+    def test_body_mask_cuts_a_thin_bridge_to_the_table(self):
+        vol = chest_volume()
+        vol[0, 24, 30:38, :] = 40.0  # a one-voxel cable from the body to the table
+        mask = BodyMask()(vol)
+        assert not mask[0, :, -3].any() and mask[0, 24, 20].all()
+        assert BodyMask(opening=0)(vol)[0, :, -3].any()
+
     def test_lung_mask_is_the_air_inside_the_body(self):
         vol = chest_volume()
+        vol[0, :, -1] = 200.0  # a second table slab: air between the slabs touches the sides only
         lungs = LungMask().lungs(vol)
         assert lungs.any() and not lungs[0, 0, :].any()  # outside air removed
+        assert not lungs[:, -2].any()  # air between the table slabs removed
+        assert lungs[..., -1].any()  # lungs cut at the top of the scan are kept
         assert (vol[0].numpy()[lungs] < -400).all()
 
     def test_lung_mask_falls_back_to_body_without_lungs(self):

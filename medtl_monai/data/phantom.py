@@ -171,8 +171,8 @@ def _in_heart(anat: Anatomy, u: float, v: float, w: float) -> bool:
 def sample_findings(rng: np.random.Generator, anat: Anatomy, *, positive: bool) -> Findings:
     """Draw a session's pose, normal structures, confounders and (if ``positive``) ground-glass opacities.
 
-    Both classes get vessels, sometimes nodules and dependent atelectasis; only positives get 3-6 ground-glass
-    opacities (peripheral blobs of 11-20 mm scale adding 300-420 HU to aerated lung, i.e. about -500 HU, capped at
+    Both classes get vessels, sometimes nodules and dependent atelectasis; only positives get 3-7 ground-glass
+    opacities (peripheral blobs of 13-24 mm scale adding 300-420 HU to aerated lung, i.e. about -500 HU, capped at
     -250 HU where they overlap).
 
     Args:

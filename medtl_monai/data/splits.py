@@ -165,7 +165,7 @@ def make_splits(
         check_no_leakage(split)
         if out_dir is not None:
             meta = {"split_seed": int(seed), "split_fractions": list(fractions), **extra}
-            write_datalist(Path(out_dir) / f"{prefix}{k}.json", split, class_names=class_names,  # type: ignore[arg-type]
-                           extra=meta, **write_kwargs)
+            names = list(class_names or ())
+            write_datalist(Path(out_dir) / f"{prefix}{k}.json", split, class_names=names, extra=meta, **write_kwargs)
         results.append(split)
     return results

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 
+import torch
+
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RepeatChannel, Transform
 from monai.utils import TransformBackends
@@ -50,7 +52,9 @@ class AdaptChannels(Transform):
         if c == 1:
             return RepeatChannel(repeats=self.channels)(img)
         if self.channels == 1:
-            return img.mean(0, keepdims=True) if not hasattr(img, "dim") else img.mean(0, keepdim=True)
+            if isinstance(img, torch.Tensor):
+                return img.mean(0, keepdim=True)
+            return img.mean(0, keepdims=True)
         raise ValueError(f"cannot adapt an image with {c} channels to {self.channels} channels")
 
 

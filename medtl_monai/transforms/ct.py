@@ -49,7 +49,7 @@ def ct_preprocessing(
     pixdim: Sequence[float] | None = (3.5, 3.5, 10.0),
     windows: Sequence[WindowSpec] | None = ("lung", "mediastinum", "bone"),
     crop: str | None = "body",
-    crop_margin: int | Sequence[int] = 2,
+    crop_margin: int | Sequence[int] = 1,
     resize: str = "resize",
     load: bool = False,
     reader: str | ImageReader | None = None,

@@ -36,18 +36,23 @@ def _as_mask_like(mask: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
 
 
 class BodyMask:
-    """Select the patient's body: voxels above ``threshold`` HU, optionally only the largest connected component.
+    """Select the patient's body: voxels above ``threshold`` HU, opened, largest connected component.
 
-    The largest component drops the table, cables and noise specks that a plain threshold keeps.
+    The morphological opening (``opening`` iterations of a 3D cross) breaks thin bridges between the patient and the
+    table, mattress or cables, so that the largest component is the body alone; the mask is dilated back by as
+    much afterwards. If the opening would remove everything (a volume of a few slices) it is skipped.
 
     Args:
         threshold: HU above which a voxel counts as tissue (-500 separates air and lung from soft tissue and fat).
+        opening: iterations of binary opening before choosing the largest component; 0 disables it.
         largest_component: keep only the largest 3D connected component.
         channel: channel of the image that holds HU values.
     """
 
-    def __init__(self, *, threshold: float = -500.0, largest_component: bool = True, channel: int = 0) -> None:
+    def __init__(self, *, threshold: float = -500.0, opening: int = 1, largest_component: bool = True,
+                 channel: int = 0) -> None:
         self.threshold = threshold
+        self.opening = opening
         self.largest_component = largest_component
         self.channel = channel
 
@@ -55,7 +60,14 @@ class BodyMask:
         """The spatial body mask (no channel dimension) of a channel-first HU image."""
         hu = convert_to_numpy(img[self.channel])
         mask = hu > self.threshold
-        return _largest_component(mask) if self.largest_component else mask
+        if self.opening > 0:
+            opened = ndimage.binary_opening(mask, iterations=self.opening)
+            mask = opened if opened.any() else mask
+        if self.largest_component:
+            mask = _largest_component(mask)
+            if self.opening > 0:  # give back what the opening took from the body's surface
+                mask = ndimage.binary_dilation(mask, iterations=self.opening) & (hu > self.threshold)
+        return mask
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Return the body mask, broadcast to the image's shape."""
@@ -65,22 +77,27 @@ class BodyMask:
 class LungMask:
     """Select the air spaces inside the body (the lungs and airways) for a lung crop.
 
-    Voxels below ``air_threshold`` are labelled in 3D; the largest component that touches the volume's border is
-    the air around the patient and is removed, as are components smaller than ``min_fraction`` of the air inside.
-    What remains is the lungs, the airways and any bowel gas (a little extra margin for a bounding box). The method
-    needs no orientation. If nothing remains (a body that fills the field of view with lungs cut at the border) the
-    body mask is returned instead, so that a crop never removes the whole image.
+    Voxels below ``air_threshold`` are labelled in 3D. Components that touch the volume's border across the
+    cranio-caudal axis ``axial_axis`` (the sides, front and back: the air around the patient, between table
+    slabs...) are removed; lungs cut at the top or bottom of the scan touch only the faces along ``axial_axis`` and
+    stay. Components smaller than ``min_fraction`` of the largest remaining one are dropped. What remains is the
+    lungs, the airways and any bowel gas (a little extra margin for a bounding box). If nothing remains (a body that
+    fills the field of view), the body mask is returned instead, so that a crop never removes the whole image.
 
     Args:
         air_threshold: HU below which a voxel is air or aerated lung (-400 keeps ground-glass opacities out of
             the mask but the crop's bounding box still contains them).
         min_fraction: drop air components smaller than this fraction of the largest inner component.
+        axial_axis: spatial axis that runs head to feet (2 after ``Orientationd("RAS")``); ``None`` removes only
+            the largest border-touching component, whatever the orientation.
         channel: channel of the image that holds HU values.
     """
 
-    def __init__(self, *, air_threshold: float = -400.0, min_fraction: float = 0.05, channel: int = 0) -> None:
+    def __init__(self, *, air_threshold: float = -400.0, min_fraction: float = 0.05, axial_axis: int | None = 2,
+                 channel: int = 0) -> None:
         self.air_threshold = air_threshold
         self.min_fraction = min_fraction
+        self.axial_axis = axial_axis
         self.channel = channel
 
     def lungs(self, img: NdarrayOrTensor) -> np.ndarray:
@@ -93,12 +110,13 @@ class LungMask:
         sizes[0] = 0
         border = np.zeros(hu.shape, dtype=bool)
         for axis in range(hu.ndim):
-            border[(slice(None),) * axis + (0,)] = True
-            border[(slice(None),) * axis + (-1,)] = True
+            if axis != self.axial_axis:
+                border[(slice(None),) * axis + (0,)] = True
+                border[(slice(None),) * axis + (-1,)] = True
         on_border = np.unique(labels[border & (labels > 0)])
-        if on_border.size:
-            outside = on_border[np.argmax(sizes[on_border])]
-            sizes[outside] = 0
+        if self.axial_axis is None and on_border.size:
+            on_border = on_border[[np.argmax(sizes[on_border])]]
+        sizes[on_border] = 0
         if sizes.max() == 0:
             return BodyMask(channel=self.channel).body(img)
         keep = np.flatnonzero((sizes > 0) & (sizes >= self.min_fraction * sizes.max()))
