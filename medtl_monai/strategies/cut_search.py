@@ -1,0 +1,390 @@
+"""Where to cut: a cheap search for TruncatedTL's cut point with linear probes on frozen, pooled features.
+
+TruncatedTL (Peng et al., "Rethinking Transfer Learning for Medical Image Classification", BMVC 2023) searches the
+cut hierarchically: first at block level (after ``layer1`` .. ``layer4``), then at layer level (after each residual
+block / dense layer) around the best block. Finetuning a network per candidate is what the paper does and what a
+CPU cannot afford; this module scores each candidate with a *proxy*: a logistic-regression probe trained on the
+frozen backbone's globally average-pooled features at that cut (training split), scored by AUROC on the validation
+split. The proxy measures how linearly separable the classes are at each depth, which is what the kept bottom of a
+truncated network starts from; it does not see what finetuning would add, so treat its answer as a starting point
+and confirm the top two or three cuts with real training.
+
+Cost: ONE forward pass of the full backbone per image serves every candidate cut, block and layer level alike:
+forward hooks on every residual block (ResNet) or dense layer (DenseNet) pool the feature map as it is produced
+(a DenseNet cut inside a block is scored after the pretrained normalisation + ReLU that the truncated network
+applies there). The probes then cost milliseconds each. :class:`CutSearchResult` reports the wall time, the number
+of images passed forward and the number of forward passes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..engine import classification_summary
+from ..networks import count_parameters, get_family, truncate_backbone
+from ._stages import check_network
+
+__all__ = ["CutScore", "CutSearchResult", "candidate_cuts", "extract_cut_features", "linear_probe", "search_cut",
+           "run_cut_search"]
+
+
+@dataclass
+class CutScore:
+    """One candidate cut and its proxy score.
+
+    Attributes:
+        cut: the cut as a bundle takes it (``--cut``): a layer count, or a stage name at block level.
+        blocks: the cut as a number of residual blocks / dense layers kept.
+        level: ``"block"`` or ``"layer"``.
+        where: human-readable position, e.g. ``"layer3 block 4/6"``.
+        params: parameters of the truncated network with a linear head.
+        auroc: validation AUROC of the probe.
+        auprc: validation AUPRC of the probe.
+    """
+
+    cut: str | int
+    blocks: int
+    level: str
+    where: str
+    params: int
+    auroc: float
+    auprc: float
+
+
+@dataclass
+class CutSearchResult:
+    """Scores of every probed cut and the recommendation.
+
+    Attributes:
+        arch: the architecture.
+        scores: block-level scores, then layer-level ones.
+        best_block: the best block-level cut (a stage name).
+        recommended: the best cut overall (an int layer count, or a stage name when a block end wins).
+        n_train, n_val: images in each split.
+        forward_images: images passed through the backbone (``n_train + n_val``: one pass each).
+        forward_passes: batched forward calls of the backbone.
+        extract_s: wall time of feature extraction; probe_s: of all probes; total_s: of the search.
+    """
+
+    arch: str
+    scores: list[CutScore]
+    best_block: str
+    recommended: str | int
+    n_train: int
+    n_val: int
+    forward_images: int
+    forward_passes: int
+    extract_s: float
+    probe_s: float
+    total_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        """The result as Markdown: a table (best row in bold), the recommendation and the cost."""
+        lines = [
+            f"Cut-point search for {self.arch}: linear probe on frozen, globally pooled features "
+            f"({self.n_train} training / {self.n_val} validation images), scored by validation AUROC.",
+            "",
+            "| level | cut (`--cut`) | position | params (M) | probe AUROC | probe AUPRC |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for s in self.scores:
+            star = "**" if s.cut == self.recommended and s.level == ("layer" if isinstance(self.recommended, int) else "block") else ""
+            lines.append(f"| {s.level} | {star}{s.cut}{star} | {s.where} | {s.params / 1e6:.2f} | {s.auroc:.3f} | {s.auprc:.3f} |")
+        lines += [
+            "",
+            f"Best block: `{self.best_block}`. Recommended: `--cut {self.recommended}`.",
+            "",
+            f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s feature extraction, {self.probe_s:.2f} s for "
+            f"{len(self.scores)} probes); {self.forward_images} images through the full backbone in "
+            f"{self.forward_passes} batched forward passes: ONE pass per image serves every cut (hooks on each stage "
+            "and block).",
+        ]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike, stem: str = "cut_search") -> tuple[Path, Path]:
+        """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir``; return their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        md, table = out / f"{stem}.md", out / f"{stem}.csv"
+        md.write_text(self.markdown() + "\n")
+        with open(table, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["level", "cut", "blocks", "position", "params", "auroc", "auprc", "recommended"])
+            for s in self.scores:
+                writer.writerow([s.level, s.cut, s.blocks, s.where, s.params, f"{s.auroc:.6f}", f"{s.auprc:.6f}",
+                                 int(s.cut == self.recommended)])
+        return md, table
+
+
+def candidate_cuts(arch: str) -> list[tuple[int, str, str]]:
+    """Every layer-level cut of an architecture: ``(blocks kept, stage, position)`` for 1 .. total blocks."""
+    spec = get_family(arch)
+    unit = "block" if spec.kind == "resnet" else "layer"
+    out, kept = [], 0
+    for stage, n in zip(spec.block_stages, spec.blocks):
+        for j in range(1, n + 1):
+            out.append((kept + j, stage, f"{stage} {unit} {j}/{n}"))
+        kept += n
+    return out
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2).mean(-1)
+
+
+def _dense_tail_norm(backbone: nn.Sequential, block: int) -> nn.modules.batchnorm._BatchNorm:
+    stages = dict(backbone.named_children())
+    return (stages[f"transition{block}"] if f"transition{block}" in stages else stages["final_norm"]).norm
+
+
+def _batches(loader: Iterable, image_key: str, label_key: str) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    for batch in loader:
+        if isinstance(batch, Mapping):
+            x, y = batch[image_key], batch[label_key]
+        else:
+            x, y = batch[0], batch[1]
+        x = x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)  # MONAI MetaTensor -> plain tensor
+        y = y.as_tensor() if hasattr(y, "as_tensor") else torch.as_tensor(y)
+        yield x.float(), y.reshape(-1).long()
+
+
+@torch.no_grad()
+def extract_cut_features(
+    network: nn.Module, loader: Iterable, *, image_key: str = "image", label_key: str = "label", device: str | torch.device = "cpu"
+) -> tuple[dict[int, torch.Tensor], torch.Tensor, int]:
+    """Pooled features at every layer-level cut, from one forward pass of the full backbone per batch.
+
+    Args:
+        network: a ``TransferClassifier`` built with ``cut=None`` (the full backbone; its head is not used).
+        loader: batches of ``{image_key: images, label_key: labels}`` dicts or ``(images, labels)`` pairs.
+        image_key, label_key: keys of dict batches.
+        device: where to run the backbone.
+
+    Returns:
+        ``({blocks kept: (N, C) features}, (N,) labels, number of forward passes)``.
+
+    Raises:
+        ValueError: the network is truncated or slimmed.
+    """
+    net = check_network(network)
+    spec = get_family(net.arch)
+    if getattr(net, "cut", None) is not None or [n for n, _ in net.backbone.named_children()][: len(spec.stage_names)] != list(spec.stage_names):
+        raise ValueError("the cut search needs the full backbone: build the network with cut=None.")
+    backbone = net.backbone.to(device).eval()
+    store: dict[int, list[torch.Tensor]] = {}
+    hooks = []
+    count = 0
+    for k, (stage, n) in enumerate(zip(spec.block_stages, spec.blocks)):
+        norm = _dense_tail_norm(backbone, k + 1) if spec.kind == "densenet" else None
+        for j, layer in enumerate(getattr(backbone, stage).children()):
+            count += 1
+
+            def hook(module, args, output, key=count, norm=norm):
+                if norm is not None:  # DenseNet: the truncated network's pretrained normalisation + ReLU
+                    c = output.shape[1]
+                    output = F.relu(F.batch_norm(output, norm.running_mean[:c], norm.running_var[:c], norm.weight[:c],
+                                                 norm.bias[:c], False, 0.0, norm.eps))
+                store.setdefault(key, []).append(_pool(output).float().cpu())
+
+            hooks.append(layer.register_forward_hook(hook))
+    labels: list[torch.Tensor] = []
+    passes = 0
+    try:
+        for x, y in _batches(loader, image_key, label_key):
+            backbone(x.to(device))
+            labels.append(y)
+            passes += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    if not labels:
+        raise ValueError("the loader gave no batch.")
+    return {k: torch.cat(v) for k, v in store.items()}, torch.cat(labels), passes
+
+
+def linear_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, num_classes: int, *, l2: float = 1e-2, max_iter: int = 100
+) -> np.ndarray:
+    """Multinomial logistic regression on standardised features (L-BFGS, L2 penalty); validation probabilities.
+
+    Args:
+        train_x: (N, C) training features; train_y: (N,) class indices.
+        val_x: (M, C) validation features.
+        num_classes: K.
+        l2: penalty on the weights (features are standardised with the training mean and std).
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        (M, K) class probabilities.
+    """
+    x = train_x.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    x, v = (x - mean) / std, (val_x.double() - mean) / std
+    w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    y = train_y.long()
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + l2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return torch.softmax(v @ w + b, dim=1).numpy()
+
+
+def _score(features, y_train, y_val, n_train, blocks, num_classes, l2):
+    f = features[blocks]
+    probs = linear_probe(f[:n_train], y_train, f[n_train:], num_classes, l2=l2)
+    summary = classification_summary(probs, y_val.numpy())
+    return summary["auroc"], summary["auprc"]
+
+
+def search_cut(
+    network: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable,
+    *,
+    image_key: str = "image",
+    label_key: str = "label",
+    l2: float = 1e-2,
+    device: str | torch.device = "cpu",
+) -> CutSearchResult:
+    """Score block-level cuts, then layer-level cuts around the best block, and recommend one.
+
+    The layer-level window is every layer cut inside the best block's stage and the stage after it (the cuts just
+    before and just after the best block end). Ties go to the smaller network.
+
+    Args:
+        network: a ``TransferClassifier`` with ``cut=None`` and the pretrained weights to be truncated.
+        train_loader: training batches (preprocessed, not augmented).
+        val_loader: validation batches.
+        image_key, label_key: keys of dict batches.
+        l2: probe penalty.
+        device: where to run the backbone.
+
+    Returns:
+        A :class:`CutSearchResult`.
+
+    Raises:
+        ValueError: the network is truncated, a split is empty, or a split holds one class only.
+    """
+    start = time.perf_counter()
+    net = check_network(network)
+    spec = get_family(net.arch)
+    num_classes = int(net.num_classes)
+    train_f, y_train, p1 = extract_cut_features(net, train_loader, image_key=image_key, label_key=label_key, device=device)
+    val_f, y_val, p2 = extract_cut_features(net, val_loader, image_key=image_key, label_key=label_key, device=device)
+    extract_s = time.perf_counter() - start
+    for name, y in (("training", y_train), ("validation", y_val)):
+        if len(torch.unique(y)) < 2:
+            raise ValueError(f"the {name} split holds one class only; the probe cannot be scored.")
+    n_train = len(y_train)
+    features = {k: torch.cat([train_f[k], val_f[k]]) for k in train_f}
+    positions = {blocks: (stage, where) for blocks, stage, where in candidate_cuts(spec.name)}
+    ends = list(np.cumsum(spec.blocks))
+    head = lambda c: c * num_classes + num_classes  # noqa: E731  (linear head on C features)
+
+    def params_of(blocks: int) -> int:
+        kept = truncate_backbone(net.backbone, spec, blocks)
+        width = features[blocks].shape[1]
+        return count_parameters(kept) + head(width)
+
+    t0 = time.perf_counter()
+    scores: list[CutScore] = []
+    for k, (stage, end) in enumerate(zip(spec.block_stages, ends)):
+        auroc, auprc = _score(features, y_train, y_val, n_train, int(end), num_classes, l2)
+        scores.append(CutScore(stage, int(end), "block", f"end of {stage}", params_of(int(end)), auroc, auprc))
+    best_k = max(range(len(scores)), key=lambda i: (_finite(scores[i].auroc), -scores[i].params))
+    best_block = str(scores[best_k].cut)
+    low = ends[best_k - 1] if best_k > 0 else 0
+    high = ends[min(best_k + 1, len(ends) - 1)]
+    for blocks in range(int(low) + 1, int(high) + 1):
+        auroc, auprc = _score(features, y_train, y_val, n_train, blocks, num_classes, l2)
+        scores.append(CutScore(blocks, blocks, "layer", positions[blocks][1], params_of(blocks), auroc, auprc))
+    probe_s = time.perf_counter() - t0
+    layer_scores = [s for s in scores if s.level == "layer"]
+    best = max(layer_scores, key=lambda s: (_finite(s.auroc), -s.params))
+    recommended: str | int = best.cut
+    return CutSearchResult(
+        arch=spec.name, scores=scores, best_block=best_block, recommended=recommended, n_train=n_train,
+        n_val=len(y_val), forward_images=n_train + len(y_val), forward_passes=p1 + p2, extract_s=extract_s,
+        probe_s=probe_s, total_s=time.perf_counter() - start,
+        notes=[] if getattr(net, "weights_source", None) else
+        ["the backbone has NO pretrained weights (random initialisation): the probe scores random features."],
+    )
+
+
+def _finite(value: float) -> float:
+    return value if value is not None and not math.isnan(value) else -math.inf
+
+
+def run_cut_search(
+    config_file: str | Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    out_dir: str | os.PathLike | None = None,
+) -> CutSearchResult:
+    """Run :func:`search_cut` with a bundle's data, preprocessing and network settings.
+
+    The bundle config provides ``arch``, ``spatial_dims``, ``in_channels``, ``num_classes``, ``weights``, the
+    training and validation datalists (``train#datalist``, ``validate#datalist``) and ``preprocessing_transforms``
+    (no augmentation), so that the recommended cut can be passed straight back to that bundle as ``--cut``.
+
+    Args:
+        config_file: the bundle's ``train.json`` (and override files such as ``xray.json``).
+        overrides: config values to override (``dataset_dir``, ``image_size``, ``weights`` ...).
+        limit: at most this many images per split.
+        batch_size: batch size of the feature extraction.
+        out_dir: where to write ``cut_search.md`` / ``.csv``; ``None`` writes nothing.
+
+    Returns:
+        The :class:`CutSearchResult`.
+    """
+    from monai.bundle import ConfigParser
+    from monai.data import DataLoader, Dataset
+    from monai.transforms import Compose
+
+    from ..networks import TransferClassifier
+
+    files = [config_file] if isinstance(config_file, (str, os.PathLike)) else list(config_file)
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    root = Path(files[0]).resolve().parent
+    parser["bundle_root"] = str(root.parent if root.name == "configs" else root)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    parser.parse()
+    get = parser.get_parsed_content
+    net = TransferClassifier(get("arch"), spatial_dims=get("spatial_dims"), in_channels=get("in_channels"),
+                             num_classes=get("num_classes"), cut=None, weights=get("weights"))
+    transform = Compose(get("preprocessing_transforms"))
+    loaders = []
+    for key in ("train#datalist", "validate#datalist"):
+        items = get(key)
+        items = items[: int(limit)] if limit else items
+        loaders.append(DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=0))
+    result = search_cut(net, loaders[0], loaders[1])
+    if out_dir is not None:
+        result.write(out_dir)
+    return result

@@ -1,0 +1,332 @@
+"""The strategy study: every transfer strategy over three seeded splits, in the TruncatedTL paper's table format.
+
+For each strategy and each split the *bundle itself* is run in-process (``monai.bundle.ConfigWorkflow``: its
+``train.json`` plus override files, then its ``evaluate.json``) with config overrides (``strategy``, ``datalist``,
+``seed`` and the output folders), so the study measures exactly what a user of the bundle gets. Each network is
+profiled once per strategy (parameters, MACs, median CPU latency at batch 1, via
+:func:`~medtl_monai.networks.profile_model`). The table reports test AUROC and AUPRC as mean ± sample standard
+deviation over the splits, as in Peng et al., "Rethinking Transfer Learning for Medical Image Classification"
+(BMVC 2023), and a PNG plots AUROC against parameters.
+
+The splits pool the datalist's training, validation and test items and re-split them by patient with
+:func:`~medtl_monai.data.make_splits` (seeds 0, 1, 2 by default). A finished run leaves ``run.json`` in its folder
+and is not repeated when the study is run again with the same output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .configure import STRATEGIES, check_strategy, network_overrides
+
+__all__ = ["StudyRun", "StrategyRow", "StudyResult", "seeded_splits", "run_once", "profile_strategy", "run_study"]
+
+logger = logging.getLogger("medtl_monai.strategies")
+
+
+@dataclass
+class StudyRun:
+    """One training + test evaluation.
+
+    Attributes:
+        strategy: the strategy.
+        split: split index (0, 1, 2).
+        auroc, auprc: test metrics of the best checkpoint (by validation AUROC).
+        best_epoch: epoch of that checkpoint; epochs: epochs trained.
+        train_s: wall time of training; eval_s: of the test evaluation.
+    """
+
+    strategy: str
+    split: int
+    auroc: float
+    auprc: float
+    best_epoch: int
+    epochs: int
+    train_s: float
+    eval_s: float
+
+
+@dataclass
+class StrategyRow:
+    """One row of the study table: a strategy's runs and its network's cost."""
+
+    strategy: str
+    network: str
+    runs: list[StudyRun]
+    params: int
+    macs: int
+    latency_ms: float
+
+    @staticmethod
+    def _mean_std(values: list[float]) -> tuple[float, float]:
+        values = [v for v in values if not math.isnan(v)]
+        if not values:
+            return float("nan"), float("nan")
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    @property
+    def auroc(self) -> tuple[float, float]:
+        """Mean and sample standard deviation of test AUROC over the splits."""
+        return self._mean_std([r.auroc for r in self.runs])
+
+    @property
+    def auprc(self) -> tuple[float, float]:
+        """Mean and sample standard deviation of test AUPRC over the splits."""
+        return self._mean_std([r.auprc for r in self.runs])
+
+    @property
+    def train_s(self) -> float:
+        """Mean training wall time per split."""
+        return statistics.fmean(r.train_s for r in self.runs) if self.runs else float("nan")
+
+
+@dataclass
+class StudyResult:
+    """All rows plus how they were obtained."""
+
+    rows: list[StrategyRow]
+    settings: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def markdown(self) -> str:
+        """The paper-style table in Markdown, with the settings and the cost."""
+        lines = [
+            "| strategy | network | test AUROC (%) | test AUPRC (%) | params (M) | MACs (G) | CPU latency (ms) | train time / split (s) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            (am, asd), (pm, psd) = r.auroc, r.auprc
+            lines.append(f"| {r.strategy} | {r.network} | {100 * am:.1f} ± {100 * asd:.1f} | {100 * pm:.1f} ± {100 * psd:.1f} | "
+                         f"{r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | {r.latency_ms:.1f} | {r.train_s:.0f} |")
+        s = self.settings
+        lines += ["", f"Mean ± sample standard deviation over {len(s.get('seeds', []))} patient-level splits "
+                      f"(seeds {s.get('seeds')}); latency: median of batch-1 forward passes at input {s.get('input_shape')}. "
+                      f"Total wall time {self.wall_s / 60:.1f} min."]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike, stem: str = "study") -> dict[str, Path]:
+        """Write ``<stem>.md``, ``<stem>.csv`` (one row per strategy), ``<stem>_runs.csv`` and ``<stem>.png``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "runs": out / f"{stem}_runs.csv", "png": out / f"{stem}.png"}
+        paths["md"].write_text(self.markdown() + "\n")
+        with open(paths["csv"], "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["strategy", "network", "auroc_mean", "auroc_std", "auprc_mean", "auprc_std", "params", "macs",
+                        "latency_ms", "train_s", "n_splits"])
+            for r in self.rows:
+                w.writerow([r.strategy, r.network, *(f"{v:.6f}" for v in (*r.auroc, *r.auprc)), r.params, r.macs,
+                            f"{r.latency_ms:.3f}", f"{r.train_s:.1f}", len(r.runs)])
+        with open(paths["runs"], "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(list(StudyRun.__dataclass_fields__))
+            for r in self.rows:
+                for run in r.runs:
+                    w.writerow(list(asdict(run).values()))
+        plot_auroc_vs_params(self.rows, paths["png"])
+        return paths
+
+
+def plot_auroc_vs_params(rows: Sequence[StrategyRow], path: str | os.PathLike) -> Path:
+    """Scatter plot of test AUROC (mean ± std) against parameters, one labelled point per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for r in rows:
+        mean, std = r.auroc
+        ax.errorbar(r.params / 1e6, 100 * mean, yerr=100 * std, fmt="o", capsize=3)
+        ax.annotate(r.strategy, (r.params / 1e6, 100 * mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("parameters (M)")
+    ax.set_ylabel("test AUROC (%)")
+    ax.set_title("Transfer strategies: AUROC against model size")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def seeded_splits(datalist: str | os.PathLike, out_dir: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
+                  fractions: Sequence[float] = (0.7, 0.1, 0.2)) -> list[Path]:
+    """Pool a datalist's items and write one patient-level stratified split per seed.
+
+    Args:
+        datalist: a datalist JSON with ``training``/``validation``/``test`` items (paths relative to it).
+        out_dir: folder for ``datalist_split<k>.json``.
+        seeds: one seed per split.
+        fractions: training / validation / test fractions of patients.
+
+    Returns:
+        The written datalist paths (image paths made absolute).
+    """
+    from ..bundle import class_names, load_split
+    from ..data import make_splits
+
+    items = []
+    for split in ("training", "validation", "test"):
+        try:
+            items += load_split(datalist, split)
+        except ValueError:
+            continue
+    make_splits(items, seeds=seeds, fractions=fractions, out_dir=out_dir, class_names=class_names(datalist))
+    return [Path(out_dir) / f"datalist_split{k}.json" for k in range(len(seeds))]
+
+
+def _workflow(config_files: Sequence[str], workflow_type: str, overrides: Mapping[str, Any]):
+    from monai.bundle import ConfigWorkflow
+
+    return ConfigWorkflow(config_file=[str(f) for f in config_files], logging_file=False, workflow_type=workflow_type,
+                          **dict(overrides))
+
+
+def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.PathLike, overrides: Mapping[str, Any],
+             run_dir: str | os.PathLike, *, strategy: str, split: int) -> StudyRun:
+    """Train a bundle with overrides into ``run_dir``, evaluate its best checkpoint on the test split.
+
+    Args:
+        config_files: ``train.json`` and override files (e.g. ``xray.json``).
+        evaluate_file: the bundle's ``evaluate.json``.
+        overrides: config overrides (``strategy``, ``datalist``, ``max_epochs`` ...).
+        run_dir: gets ``models/``, ``eval/``, ``logs/`` and ``run.json``.
+        strategy, split: recorded in the result.
+
+    Returns:
+        The :class:`StudyRun` (read back from ``run.json`` when the run was done before).
+    """
+    import torch
+
+    run_dir = Path(run_dir)
+    record = run_dir / "run.json"
+    if record.is_file():
+        return StudyRun(**json.loads(record.read_text()))
+    dirs = {"ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval"), "log_dir": str(run_dir / "logs")}
+    settings = {**dict(overrides), **dirs, "progress_bar": False}
+    files = [str(f) for f in config_files]
+    start = time.perf_counter()
+    train = _workflow(files, "train", settings)
+    train.initialize()
+    train.run()
+    train.finalize()
+    train_s = time.perf_counter() - start
+    last = torch.load(run_dir / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    start = time.perf_counter()
+    evaluate = _workflow([*files, str(evaluate_file)], "eval", settings)
+    evaluate.initialize()
+    evaluate.run()
+    evaluate.finalize()
+    eval_s = time.perf_counter() - start
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    result = StudyRun(strategy=strategy, split=int(split), auroc=float(metrics["auroc"]), auprc=float(metrics["auprc"]),
+                      best_epoch=int(last.get("best_epoch", 0)), epochs=int(last["epoch"]), train_s=train_s, eval_s=eval_s)
+    record.write_text(json.dumps(asdict(result), indent=1))
+    return result
+
+
+def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mapping[str, Any],
+                     input_shape: Sequence[int] | None = None, repeats: int = 5) -> tuple[Any, tuple[int, ...], str]:
+    """Build a strategy's network from the bundle config and profile it on the CPU.
+
+    Args:
+        config_files: the bundle's training config files.
+        overrides: config overrides, ``strategy`` included.
+        input_shape: the input, batch included; default ``(1, in_channels, *image_size)`` from the config.
+        repeats: timed forward passes.
+
+    Returns:
+        ``(ModelProfile, input shape, network description)``.
+    """
+    from monai.bundle import ConfigParser
+
+    from ..networks import profile_model
+
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in config_files])
+    root = Path(config_files[0]).resolve().parent
+    parser["bundle_root"] = str(root.parent if root.name == "configs" else root)
+    parser.update(dict(overrides))
+    parser.parse()
+    get = parser.get_parsed_content
+    net = get("network_def", instantiate=True)
+    if input_shape is None:
+        size = get("image_size")
+        spatial = [int(size)] * int(get("spatial_dims")) if isinstance(size, (int, float)) else [int(s) for s in size]
+        input_shape = (1, int(get("in_channels")), *spatial)
+    prof = profile_model(net, tuple(input_shape), repeats=repeats, warmup=1, memory=False)
+    chosen = network_overrides(get("strategy"), cut=get("cut"), weights=get("weights"), slim_after=get("slim_after"))
+    if chosen["slim_after"]:
+        desc = f"{net.arch}, slim after {chosen['slim_after']}"
+    elif chosen["cut"] is not None:
+        desc = f"{net.arch}, cut {chosen['cut']}"
+    else:
+        desc = f"{net.arch}, full"
+    return prof, tuple(input_shape), desc
+
+
+def run_study(
+    config_files: Sequence[str | os.PathLike],
+    evaluate_file: str | os.PathLike,
+    *,
+    datalist: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    strategies: Sequence[str] = STRATEGIES,
+    seeds: Sequence[int] = (0, 1, 2),
+    overrides: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    repeats: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """Run every strategy on every seeded split through the bundle and collect the table.
+
+    Args:
+        config_files: the bundle's ``train.json`` and override files.
+        evaluate_file: its ``evaluate.json``.
+        datalist: the data to re-split (all its items are pooled).
+        out_dir: gets ``splits/``, ``runs/<strategy>/split<k>/`` and the table files.
+        strategies: names from :data:`~medtl_monai.strategies.STRATEGIES`.
+        seeds: one seed per split (also the training seed of that split).
+        overrides: more config overrides for every run (``max_epochs``, ``image_size``, ``arch`` ...).
+        input_shape: profiling input (default from the config).
+        repeats: timed forward passes when profiling.
+        progress: called with one line per finished run (default: the module logger).
+
+    Returns:
+        The :class:`StudyResult` (also written to ``out_dir``).
+
+    Raises:
+        ValueError: an unknown strategy.
+    """
+    start = time.perf_counter()
+    names = [check_strategy(s) for s in strategies]
+    say = progress or logger.info
+    out = Path(out_dir)
+    split_files = seeded_splits(datalist, out / "splits", seeds)
+    rows = []
+    for name in names:
+        base = {**dict(overrides or {}), "strategy": name}
+        prof, shape, desc = profile_strategy(config_files, {**base, "datalist": str(split_files[0])}, input_shape, repeats)
+        runs = []
+        for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
+            run = run_once(config_files, evaluate_file, {**base, "datalist": str(split_file), "seed": int(seed)},
+                           out / "runs" / name / f"split{k}", strategy=name, split=k)
+            runs.append(run)
+            say(f"{name} split {k}: test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}, best epoch {run.best_epoch}/"
+                f"{run.epochs}, train {run.train_s:.0f} s")
+        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms))
+        input_shape = shape
+    result = StudyResult(rows, {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names,
+                                "overrides": {k: v for k, v in (overrides or {}).items()}}, time.perf_counter() - start)
+    result.write(out)
+    return result
