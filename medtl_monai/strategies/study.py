@@ -3,8 +3,8 @@
 For each strategy and each split the *bundle itself* is run in-process (``monai.bundle.ConfigWorkflow``: its
 ``train.json`` plus override files, then its ``evaluate.json``) with config overrides (``strategy``, ``datalist``,
 ``seed`` and the output folders), so the study measures exactly what a user of the bundle gets. Each network is
-profiled once per strategy (parameters, MACs, median CPU latency at batch 1, via
-:func:`~medtl_monai.networks.profile_model`). The table reports test AUROC and AUPRC as mean ± sample standard
+profiled once per strategy (parameters and MACs via :func:`~medtl_monai.networks.profile_model`; CPU latency as
+the fastest of N batch-1 forward passes, robust to other jobs on a shared machine). The table reports test AUROC and AUPRC as mean ± sample standard
 deviation over the splits, as in Peng et al., "Rethinking Transfer Learning for Medical Image Classification"
 (BMVC 2023), and a PNG plots AUROC against parameters.
 
@@ -66,6 +66,7 @@ class StrategyRow:
     params: int
     macs: int
     latency_ms: float
+    pretrained: bool = True
 
     @staticmethod
     def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -109,9 +110,18 @@ class StudyResult:
             lines.append(f"| {r.strategy} | {r.network} | {100 * am:.1f} ± {100 * asd:.1f} | {100 * pm:.1f} ± {100 * psd:.1f} | "
                          f"{r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | {r.latency_ms:.1f} | {r.train_s:.0f} |")
         s = self.settings
+        runs_s = sum(run.train_s + run.eval_s for r in self.rows for run in r.runs)
         lines += ["", f"Mean ± sample standard deviation over {len(s.get('seeds', []))} patient-level splits "
-                      f"(seeds {s.get('seeds')}); latency: median of batch-1 forward passes at input {s.get('input_shape')}. "
-                      f"Total wall time {self.wall_s / 60:.1f} min."]
+                      f"(seeds {s.get('seeds')}); latency: fastest of {s.get('repeats')} batch-1 forward passes at input {s.get('input_shape')}. "
+                      f"Training + test evaluation summed over the {sum(len(r.runs) for r in self.rows)} runs: "
+                      f"{runs_s / 60:.1f} min; this invocation: {self.wall_s / 60:.1f} min (finished runs are reused). "
+                      "Wall times depend on the other jobs running on the machine."]
+        random = [r.strategy for r in self.rows if not r.pretrained]
+        if random:
+            lines += ["", f"**No pretrained weights** were given to {', '.join(random)} (`weights` null): those backbones "
+                          "started from random initialisation, so these rows compare training regimes (what trains, at "
+                          "which rate, on which architecture), not transfer from ImageNet; `truncated` and `scratch` are "
+                          "then the same run."]
         return "\n".join(lines)
 
     def write(self, out_dir: str | os.PathLike, stem: str = "study") -> dict[str, Path]:
@@ -145,10 +155,16 @@ def plot_auroc_vs_params(rows: Sequence[StrategyRow], path: str | os.PathLike) -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    points: dict[tuple[float, float], list[str]] = {}
     for r in rows:
         mean, std = r.auroc
         ax.errorbar(r.params / 1e6, 100 * mean, yerr=100 * std, fmt="o", capsize=3)
-        ax.annotate(r.strategy, (r.params / 1e6, 100 * mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        points.setdefault((round(r.params / 1e6, 3), round(100 * mean, 2)), []).append(r.strategy)
+    seen_x: dict[float, int] = {}
+    for (x, y), names in sorted(points.items()):
+        k = seen_x[x] = seen_x.get(x, -1) + 1  # alternate sides for labels of points at the same size
+        ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(6, 2) if k % 2 == 0 else (-6, 2),
+                    ha="left" if k % 2 == 0 else "right", fontsize=8)
     ax.set_xlabel("parameters (M)")
     ax.set_ylabel("test AUROC (%)")
     ax.set_title("Transfer strategies: AUROC against model size")
@@ -235,9 +251,27 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
     return result
 
 
+def _min_latency_ms(net: Any, input_shape: tuple[int, ...], repeats: int) -> float:
+    """Fastest of ``repeats`` batch-1 forward passes in eval mode (the minimum is robust to other jobs on a shared CPU,
+    the median is not)."""
+    import torch
+
+    net.eval()
+    x = torch.randn(*input_shape)
+    best = math.inf
+    with torch.inference_mode():
+        net(x)
+        for _ in range(max(1, int(repeats))):
+            start = time.perf_counter()
+            net(x)
+            best = min(best, time.perf_counter() - start)
+    return 1000.0 * best
+
+
 def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mapping[str, Any],
-                     input_shape: Sequence[int] | None = None, repeats: int = 5) -> tuple[Any, tuple[int, ...], str]:
-    """Build a strategy's network from the bundle config and profile it on the CPU.
+                     input_shape: Sequence[int] | None = None, repeats: int = 5) -> tuple[Any, tuple[int, ...], str, bool]:
+    """Build a strategy's network from the bundle config and profile it on the CPU (parameters, MACs, and the
+    fastest of ``repeats`` batch-1 forward passes as latency).
 
     Args:
         config_files: the bundle's training config files.
@@ -246,7 +280,7 @@ def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mappi
         repeats: timed forward passes.
 
     Returns:
-        ``(ModelProfile, input shape, network description)``.
+        ``(ModelProfile, input shape, network description, whether pretrained weights were loaded)``.
     """
     from monai.bundle import ConfigParser
 
@@ -264,7 +298,8 @@ def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mappi
         size = get("image_size")
         spatial = [int(size)] * int(get("spatial_dims")) if isinstance(size, (int, float)) else [int(s) for s in size]
         input_shape = (1, int(get("in_channels")), *spatial)
-    prof = profile_model(net, tuple(input_shape), repeats=repeats, warmup=1, memory=False)
+    prof = profile_model(net, tuple(input_shape), repeats=1, warmup=1, memory=False)
+    prof.latency_ms = _min_latency_ms(net, tuple(input_shape), repeats)
     chosen = network_overrides(get("strategy"), cut=get("cut"), weights=get("weights"), slim_after=get("slim_after"))
     if chosen["slim_after"]:
         desc = f"{net.arch}, slim after {chosen['slim_after']}"
@@ -272,7 +307,7 @@ def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mappi
         desc = f"{net.arch}, cut {chosen['cut']}"
     else:
         desc = f"{net.arch}, full"
-    return prof, tuple(input_shape), desc
+    return prof, tuple(input_shape), desc, bool(getattr(net, "weights_source", None))
 
 
 def run_study(
@@ -316,7 +351,7 @@ def run_study(
     rows = []
     for name in names:
         base = {**dict(overrides or {}), "strategy": name}
-        prof, shape, desc = profile_strategy(config_files, {**base, "datalist": str(split_files[0])}, input_shape, repeats)
+        prof, shape, desc, pretrained = profile_strategy(config_files, {**base, "datalist": str(split_files[0])}, input_shape, repeats)
         runs = []
         for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
             run = run_once(config_files, evaluate_file, {**base, "datalist": str(split_file), "seed": int(seed)},
@@ -324,9 +359,9 @@ def run_study(
             runs.append(run)
             say(f"{name} split {k}: test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}, best epoch {run.best_epoch}/"
                 f"{run.epochs}, train {run.train_s:.0f} s")
-        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms))
+        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained))
         input_shape = shape
-    result = StudyResult(rows, {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names,
+    result = StudyResult(rows, {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names, "repeats": repeats,
                                 "overrides": {k: v for k, v in (overrides or {}).items()}}, time.perf_counter() - start)
     result.write(out)
     return result
