@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -32,3 +33,13 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_demo") / "demo"
     make_demo_dataset(root, n_cases=20, seed=3, ct_shape=(12, 40, 40), xray_size=64)
     return root
+
+
+@pytest.fixture
+def quiet_random_init():
+    """Silence the 'random initialisation' warning for tests whose networks start from random weights on purpose."""
+    logger = logging.getLogger("medtl_monai.networks")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)

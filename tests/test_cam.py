@@ -31,14 +31,7 @@ from medtl_monai.visualize import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet_random_init():
-    """Networks here start from random weights on purpose; keep the log free of that warning."""
-    logger = logging.getLogger("medtl_monai.networks")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_random_init")
 
 
 def _net(arch: str = "resnet18", dims: int = 2, cut: str | int = "layer2", in_channels: int = 3) -> TransferClassifier:

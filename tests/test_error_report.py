@@ -4,7 +4,6 @@ patient identity from DICOM headers, a relabelling CSV, a page that renders in h
 from __future__ import annotations
 
 import csv
-import logging
 import os
 import shutil
 import subprocess
@@ -35,13 +34,7 @@ PLAN = [(True, 0.93), (False, 0.97), (False, 0.60), (True, 0.71), (False, 0.88),
         (False, 0.80), (True, 0.97)]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_random_init():
-    logger = logging.getLogger("medtl_monai.networks")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_random_init")
 
 
 def _write_predictions(path: Path, items: list[dict], plan: list[tuple[bool, float]]) -> None:
