@@ -45,11 +45,9 @@ from monai.transforms import (
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # the synthetic DICOM writer shared with the tests
-
-from _dicom_factory import write_ct_series  # noqa: E402
 
 from medtl_monai.data import DicomSeriesReader  # noqa: E402
+from medtl_monai.data.synthetic_dicom import write_ct_series  # noqa: E402
 from medtl_monai.utils import machine_description, update_benchmark_section  # noqa: E402
 
 

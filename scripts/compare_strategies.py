@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             f"Machine: {machine_description()}.",
             f"Data: `{args.datalist}`, pooled and re-split by patient for seeds {args.seeds}; overrides {overrides}.",
-            *[f"{line}" for line in args.note],
+            *[text for line in args.note for text in ("", line)],
             "",
             result.markdown(),
             "",

@@ -4,11 +4,14 @@
 Block-level cuts first (end of layer1 .. layer4), then layer-level cuts around the best block; the table goes to
 <out>/cut_search.md and .csv and the recommended cut is printed as the bundle option to pass (`--cut N`). One forward
 pass of the full backbone per image serves every cut (hooks on each stage and block); the cost is printed.
+`--method finetune` instead finetunes every candidate cut for `--epochs` epochs and scores its validation AUROC:
+slower (one short training per cut), but it sees what finetuning adds, which the probe does not.
 
 Example (2D X-ray demo, the bundle's own data and preprocessing):
     python scripts/find_cut.py \\
         --config_file "['bundles/bimcv_truncated/configs/train.json','bundles/bimcv_truncated/configs/xray.json']" \\
         --set dataset_dir=/tmp/demo image_size=128 weights=/path/to/resnet50-0676ba61.pth --out outputs/cut_search
+    python scripts/find_cut.py --config_file "[...]" --set ... --method finetune --epochs 3
 """
 
 from __future__ import annotations
@@ -40,13 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default="outputs/cut_search", help="folder for cut_search.md / .csv")
+    parser.add_argument("--method", choices=["probe", "finetune"], default="probe",
+                        help="probe: linear probe on frozen features, one forward pass per image (default); "
+                             "finetune: a short finetune of every candidate cut (slower, sees what finetuning adds)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each short finetune (--method finetune)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     text = args.config_file.strip()
     files = [str(f) for f in ast.literal_eval(text)] if text.startswith("[") else [text]
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
-    result = run_cut_search(files, overrides, limit=args.limit, batch_size=args.batch_size, out_dir=args.out)
+    result = run_cut_search(files, overrides, limit=args.limit, batch_size=args.batch_size, out_dir=args.out,
+                            method=args.method, epochs=args.epochs)
     print(result.markdown())
     print(f"wrote {args.out}/cut_search.md and cut_search.csv")
     print(f"--cut {result.recommended}")

@@ -12,7 +12,6 @@ import nibabel
 import numpy as np
 import pydicom
 import pytest
-from _dicom_factory import write_ct_series, write_enhanced_ct, write_xray
 from monai.data import Dataset
 from monai.transforms import Compose, LoadImage, LoadImaged
 
@@ -28,6 +27,7 @@ from medtl_monai.data import (
     find_bad_case_error,
     validate_datalist,
 )
+from medtl_monai.data.synthetic_dicom import write_ct_series, write_enhanced_ct, write_xray
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_file: it goes online
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"

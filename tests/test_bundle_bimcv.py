@@ -183,14 +183,55 @@ def test_xray_override_trains_the_2d_ttl2_model(tiny_demo, tmp_path):
     assert max(int(k.split(".")[2]) for k in state if k.startswith("backbone.layer3.")) == 3  # 4 of 6 layer3 blocks
 
 
-def test_multi_gpu_config_runs_under_torchrun_with_two_cpu_processes(tiny_demo, tmp_path):
+def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_demo, weights_dir, tmp_path):
+    """SWFT under DDP (2 gloo processes): stages unfreeze on both ranks at the same epochs, the ranks' weights stay
+    equal, the stages still frozen keep the pretrained weights bit for bit, and the unfrozen ones moved."""
+    from medtl_monai.networks import TransferClassifier
+    from medtl_monai.strategies import stage_groups
+
     bundle = copy_bundle(NAME, tmp_path)
     configs = bundle / "configs"
+    weights = weights_dir / "resnet50-0676ba61.pth"
+    dump = tmp_path / "rank"
+    finalize = f"""['$torch.save(dict(@network.module.named_parameters()), "{dump}" + str(@rank) + ".pt")', """ \
+               "'$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()']"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "monai.bundle", "run",
            "--config_file", f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
-           *overrides(dataset_dir=tiny_demo, max_epochs=1, **TINY_CT)]
+           *overrides(dataset_dir=tiny_demo, max_epochs=3, strategy="swft", swft_epochs=1, weights=weights, **TINY_CT),
+           "--finalize", finalize]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)
-    assert torch.load(bundle / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(bundle / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 3
+    assert log.count("SWFT step 1 at epoch 2") == 2 and log.count("SWFT step 2 at epoch 3") == 2, log[-4000:]
+    rank0, rank1 = (torch.load(f"{dump}{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    start = TransferClassifier(arch="resnet50", spatial_dims=3, cut=10, weights=weights).state_dict()
+    groups = stage_groups(TransferClassifier(arch="resnet50", spatial_dims=3, cut=10))
+    assert len(groups) >= 3
+    for stage in groups[0]:  # never unfrozen in 3 epochs (head, then the top two stage groups)
+        keys = [k for k in rank0 if k.startswith(f"backbone.{stage}.")]
+        assert keys and all(torch.equal(rank0[k], start[k]) for k in keys), stage
+    for group in groups[-2:]:  # unfrozen at epochs 2 and 3
+        keys = [k for k in rank0 if k.split(".")[1] in group]
+        assert any(not torch.equal(rank0[k], start[k]) for k in keys), group
+
+
+def test_multi_gpu_config_refuses_freezing_without_find_unused_parameters(quiet_random_init):
+    from medtl_monai.networks import TransferClassifier
+    from medtl_monai.strategies import check_ddp_allows_freezing, configure
+
+    class FakeDDP(torch.nn.parallel.DistributedDataParallel):  # the attribute the check reads, without a process group
+        def __init__(self, module, find_unused_parameters):
+            torch.nn.Module.__init__(self)
+            self.module, self.find_unused_parameters = module, find_unused_parameters
+
+    net = TransferClassifier(arch="resnet18", spatial_dims=2, cut="layer2")
+    with pytest.raises(ValueError, match="find_unused_parameters=True"):
+        configure(FakeDDP(net, False), "linear", 1e-3)
+    check_ddp_allows_freezing(FakeDDP(net, True), "linear")
+    groups = configure(FakeDDP(net, True), "linear", 1e-3)
+    assert [g["name"] for g in groups] == ["head"]
+    assert configure(FakeDDP(net, False), "full", 1e-3)[-1]["name"] == "head"  # nothing frozen: allowed

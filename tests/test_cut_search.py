@@ -98,3 +98,44 @@ def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_p
         rows = list(csv.DictReader(f))
     assert [r["level"] for r in rows][:4] == ["block"] * 4 and sum(int(r["recommended"]) for r in rows if r["level"] == "layer") == 1
     assert (tmp_path / "cut_search.md").read_text().count("| layer |") >= 2
+
+
+def test_finetune_cut_learns_a_visible_signal_and_leaves_the_network_unchanged(quiet_random_init):
+    from medtl_monai.strategies.cut_search import _cached, finetune_cut
+
+    torch.manual_seed(0)
+    net = TransferClassifier("resnet18", 2, 3, 2)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    train, val = _cached(_loader(48, signal=1.5), "image", "label"), _cached(_loader(16, seed=1, signal=1.5), "image", "label")
+    auroc, auprc = finetune_cut(net, 2, train, val, epochs=2, lr=1e-3, batch_size=8)
+    assert auroc > 0.9 and auprc > 0.9
+    assert (auroc, auprc) == finetune_cut(net, 2, train, val, epochs=2, lr=1e-3, batch_size=8)  # seeded
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_search_by_finetuning_scores_blocks_then_layers(quiet_random_init):
+    net = TransferClassifier("resnet18", 2, 3, 2)
+    result = search_cut(net, _loader(16, signal=1.0), _loader(8, seed=1, signal=1.0), method="finetune", epochs=1, lr=1e-3)
+    assert result.method == "finetune" and [s.level for s in result.scores][:4] == ["block"] * 4
+    assert any(s.level == "layer" for s in result.scores) and isinstance(result.recommended, int)
+    text = result.markdown()
+    assert "1-epoch finetune" in text and "short finetunes" in text and "finetune AUROC" in text
+    with pytest.raises(ValueError, match="unknown"):
+        search_cut(net, _loader(8), _loader(8, seed=1), method="grid")
+
+
+def test_find_cut_cli_finetune_method(tiny_demo, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("find_cut", repo / "scripts" / "find_cut.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    configs = repo / "bundles" / "bimcv_truncated" / "configs"
+    code = module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']", "--set",
+                        f"dataset_dir={tiny_demo}", "image_size=32", "arch=resnet18", "--out", str(tmp_path),
+                        "--method", "finetune", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.strip().splitlines()[-1].startswith("--cut ")
+    assert "short finetunes of 1 epoch on" in out

@@ -11,7 +11,6 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
-from _dicom_factory import lps_to_ras, write_ct_series, write_enhanced_ct, write_xray
 from monai.data import DataLoader, Dataset
 from monai.data.image_reader import NibabelReader
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged, Orientationd
@@ -20,6 +19,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from medtl_monai.data import DicomSeriesReader, DicomXrayReader, MedicalImageReader
 from medtl_monai.data.errors import SliceSpacingError
+from medtl_monai.data.synthetic_dicom import lps_to_ras, write_ct_series, write_enhanced_ct, write_xray
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_file: it goes online
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"

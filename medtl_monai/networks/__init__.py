@@ -10,7 +10,7 @@ from .inflate import INFLATION_MODES, inflate_kernel, inflate_state_dict
 from .pretrained import load_backbone_weights
 from .profile import count_parameters, profile_model
 from .truncate import feature_channels, parse_cut, slim_top, truncate_backbone
-from .weights import adapt_input_channels, read_state_dict, resolve_weights_path, torchvision_to_backbone_keys
+from .weights import adapt_input_channels, backbone_to_torchvision_keys, read_state_dict, resolve_weights_path, torchvision_to_backbone_keys
 
 __all__ = [
     "TransferClassifier",
@@ -32,6 +32,7 @@ __all__ = [
     "slim_top",
     "truncate_backbone",
     "adapt_input_channels",
+    "backbone_to_torchvision_keys",
     "read_state_dict",
     "resolve_weights_path",
     "torchvision_to_backbone_keys",

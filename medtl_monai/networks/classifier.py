@@ -27,6 +27,10 @@ logger = logging.getLogger("medtl_monai.networks")
 DEFAULT_3D_STEM = StemConfig(depth_kernel=3, depth_stride=2, pool_depth_stride=4)
 
 
+#: ``weights`` value of a network whose trained weights come from a checkpoint loaded after construction.
+CHECKPOINT_WEIGHTS = "checkpoint"
+
+
 class TransferClassifier(nn.Module):
     """An ImageNet backbone, optionally cut (TruncatedTL) or slimmed (TransFusion) and inflated to 3D, with a
     global-average-pooling linear head.
@@ -48,8 +52,10 @@ class TransferClassifier(nn.Module):
         cut: ``None`` (full network), a stage name such as ``"layer3"`` (keep the stem and stages up to it), or an
             int ``t`` (keep the stem and the first ``t`` residual blocks / dense layers; TruncatedTL's TTL-2 for
             ResNet-50 is ``11``).
-        weights: ``None`` (random initialisation), a path to a torchvision-format state dict, or ``"imagenet"``
-            (the official file from the torch hub cache, downloaded with a hash check when online).
+        weights: ``None`` (random initialisation, with a warning), a path to a torchvision-format state dict,
+            ``"imagenet"`` (the official file from the torch hub cache, downloaded with a hash check when online),
+            or ``"checkpoint"``: no pretrained weights because a trained checkpoint is loaded afterwards
+            (evaluation and inference configs), so no random-initialisation warning.
         inflation: 2D-to-3D rule for 3D networks, ``"center"`` (default) or ``"mean"``.
         stem_depth_kernel: depth of the inflated 7x7 stem kernel (3D only; default 3).
         stem_depth_stride: depth stride of the stem convolution (3D only; default 2).
@@ -99,7 +105,9 @@ class TransferClassifier(nn.Module):
         self.arch, self.spatial_dims, self.in_channels, self.num_classes = spec.name, spatial_dims, in_channels, num_classes
         self.cut = cut
         backbone = build_backbone(spec.name, spatial_dims, in_channels, stem)
-        if weights is None or str(weights) == "":
+        if str(weights).strip().lower() == CHECKPOINT_WEIGHTS:
+            self.weights_source = CHECKPOINT_WEIGHTS
+        elif weights is None or str(weights) == "":
             self.weights_source = None
             logger.warning(
                 "%s: no pretrained weights given, the backbone starts from RANDOM initialisation "

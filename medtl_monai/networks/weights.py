@@ -142,6 +142,34 @@ def torchvision_to_backbone_keys(state_dict: Mapping[str, torch.Tensor], spec: F
     return out
 
 
+def backbone_to_torchvision_keys(state_dict: Mapping[str, torch.Tensor], spec: FamilySpec) -> dict[str, torch.Tensor]:
+    """Rename a ResNet backbone's keys to torchvision's (the inverse of :func:`torchvision_to_backbone_keys`).
+
+    ``stem.conv``/``stem.norm`` become ``conv1``/``bn1``; ``layerN.*`` is unchanged. The result is a weights file
+    that :class:`~medtl_monai.networks.TransferClassifier` (``weights=path``) loads exactly like torchvision's.
+
+    Args:
+        state_dict: a full (uncut, unslimmed) ResNet backbone's state dict.
+        spec: its family.
+
+    Returns:
+        A new dict with torchvision keys.
+
+    Raises:
+        ValueError: a DenseNet family (not supported) or keys that are not a ResNet backbone's.
+    """
+    if spec.kind != "resnet":
+        raise ValueError(f"backbone_to_torchvision_keys supports ResNet families only, not {spec.name!r}.")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        new = re.sub(r"^stem\.conv\.", "conv1.", key)
+        new = re.sub(r"^stem\.norm\.", "bn1.", new)
+        if not re.match(r"^(conv1|bn1|layer[1-4])\.", new):
+            raise ValueError(f"key {key!r} is not part of a ResNet backbone (stem, layer1..layer4).")
+        out[new] = value
+    return out
+
+
 def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Adapt a first-convolution kernel trained on RGB to ``in_channels`` inputs.
 

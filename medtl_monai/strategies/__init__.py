@@ -12,7 +12,7 @@ Bundles select a strategy with one config key, ``strategy``::
 plus the handlers :class:`StepwiseFineTuning` (enabled for ``swft``) and :class:`TrainableStagesLogger`.
 """
 
-from .configure import STRATEGIES, check_strategy, configure, network_overrides, param_group
+from .configure import STRATEGIES, check_ddp_allows_freezing, check_strategy, configure, network_overrides, param_group
 from .freeze import FreezeBatchNorm, freeze_batchnorm, frozen_batchnorms, set_trainable, trainable_stages
 from .monitor import TrainableStagesLogger
 from .swft import StepwiseFineTuning
@@ -22,6 +22,7 @@ from ._stages import stage_groups
 __all__ = [
     "STRATEGIES",
     "check_strategy",
+    "check_ddp_allows_freezing",
     "configure",
     "network_overrides",
     "param_group",

@@ -41,7 +41,7 @@ import torch.nn as nn
 from ._stages import HEAD, check_network, group_name, group_parameters, stage_groups
 from .freeze import freeze_batchnorm, set_trainable
 
-__all__ = ["STRATEGIES", "check_strategy", "network_overrides", "configure", "param_group"]
+__all__ = ["STRATEGIES", "check_strategy", "check_ddp_allows_freezing", "network_overrides", "configure", "param_group"]
 
 logger = logging.getLogger("medtl_monai.strategies")
 
@@ -102,6 +102,29 @@ def network_overrides(
     return out
 
 
+def check_ddp_allows_freezing(network: nn.Module, what: str) -> None:
+    """Check that a ``DistributedDataParallel`` model tolerates parameters without gradients.
+
+    DDP registers the parameters that require gradients when it is built and, by default, waits for a gradient
+    from each of them in every backward pass. A model frozen after wrapping (as the bundles do, so that ``swft``
+    can unfreeze stages later and every process keeps them in step) must therefore be wrapped with
+    ``find_unused_parameters=True`` while all its parameters are still trainable (``multi_gpu_train.json`` does).
+
+    Args:
+        network: the model, possibly DDP-wrapped (anything else passes).
+        what: what the caller is about to do, for the message.
+
+    Raises:
+        ValueError: a DDP model built with ``find_unused_parameters=False``.
+    """
+    if isinstance(network, nn.parallel.DistributedDataParallel) and not network.find_unused_parameters:
+        raise ValueError(
+            f"{what}, but the network is wrapped in DistributedDataParallel with find_unused_parameters=False, which "
+            "expects a gradient for every parameter; wrap it with find_unused_parameters=True (as "
+            "configs/multi_gpu_train.json does) or train in one process."
+        )
+
+
 def param_group(network: nn.Module, group: tuple[str, ...], lr: float) -> dict[str, Any]:
     """One optimizer parameter group for a stage group: ``{"params", "lr", "base_lr", "name"}``."""
     return {"params": group_parameters(network, group), "lr": float(lr), "base_lr": float(lr), "name": group_name(group)}
@@ -160,7 +183,8 @@ def configure(
 
     Raises:
         ValueError: unknown strategy, ``frozen_stages`` out of range, invalid ``stage_lrs``/rates, an option
-            given to a strategy that does not use it, or a freezing strategy on a ``DistributedDataParallel`` model.
+            given to a strategy that does not use it, or a freezing strategy on a ``DistributedDataParallel`` model
+            built without ``find_unused_parameters`` (see :func:`check_ddp_allows_freezing`).
         TypeError: the network is not a ``TransferClassifier``-like model.
     """
     name = check_strategy(strategy)
@@ -194,11 +218,8 @@ def configure(
         if any(v <= 0 for v in [*rates.values(), head_lr]):
             raise ValueError("discriminative learning rates must be positive; to freeze a stage use lwft.")
     frozen = [s for g in groups if g not in rates for s in g]
-    if frozen and isinstance(network, nn.parallel.DistributedDataParallel):
-        raise ValueError(
-            f"strategy {name!r} freezes {frozen}, but the network is already wrapped in DistributedDataParallel, which "
-            "fixes the set of trained parameters when it is built; apply the strategy before wrapping, or train in one process."
-        )
+    if frozen:
+        check_ddp_allows_freezing(network, f"strategy {name!r} freezes {frozen}")
     set_trainable(net, [s for g in rates for s in g] + [HEAD], True)
     set_trainable(net, frozen, False)
     freeze_batchnorm(net).apply()

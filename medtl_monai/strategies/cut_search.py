@@ -9,6 +9,13 @@ split. The proxy measures how linearly separable the classes are at each depth, 
 truncated network starts from; it does not see what finetuning would add, so treat its answer as a starting point
 and confirm the top two or three cuts with real training.
 
+``method="finetune"`` is that confirmation, automated: each candidate cut is truncated from the pretrained network,
+given a new head and finetuned for a few epochs on the training split (Adam, class-weighted cross-entropy, no
+augmentation, preprocessed images cached once), and scored by its best validation AUROC over those epochs. It costs
+one short training per candidate instead of one forward pass per image, and sees what finetuning adds: on the
+X-ray demo with proxy-pretrained ResNet-50 weights the probe preferred a one-block network that finetuned far worse
+than the paper's TTL-2 cut (docs/benchmarks.md).
+
 Cost: ONE forward pass of the full backbone per image serves every candidate cut, block and layer level alike:
 forward hooks on every residual block (ResNet) or dense layer (DenseNet) pool the feature map as it is produced
 (a DenseNet cut inside a block is scored after the pretrained normalisation + ReLU that the truncated network
@@ -18,6 +25,7 @@ of images passed forward and the number of forward passes.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -33,11 +41,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..engine import classification_summary
-from ..networks import count_parameters, get_family, truncate_backbone
+from ..networks import ClassificationHead, count_parameters, feature_channels, get_family, truncate_backbone
 from ._stages import check_network
 
-__all__ = ["CutScore", "CutSearchResult", "candidate_cuts", "extract_cut_features", "linear_probe", "search_cut",
-           "run_cut_search"]
+__all__ = ["CutScore", "CutSearchResult", "CUT_SEARCH_METHODS", "candidate_cuts", "extract_cut_features", "linear_probe",
+           "finetune_cut", "search_cut", "run_cut_search"]
+
+#: ``probe``: linear probe on frozen pooled features (one forward pass per image); ``finetune``: a short finetune per cut.
+CUT_SEARCH_METHODS: tuple[str, ...] = ("probe", "finetune")
 
 
 @dataclass
@@ -50,8 +61,8 @@ class CutScore:
         level: ``"block"`` or ``"layer"``.
         where: human-readable position, e.g. ``"layer3 block 4/6"``.
         params: parameters of the truncated network with a linear head.
-        auroc: validation AUROC of the probe.
-        auprc: validation AUPRC of the probe.
+        auroc: validation AUROC of the proxy (probe, or best epoch of the short finetune).
+        auprc: validation AUPRC at that point.
     """
 
     cut: str | int
@@ -75,7 +86,11 @@ class CutSearchResult:
         n_train, n_val: images in each split.
         forward_images: images passed through the backbone (``n_train + n_val``: one pass each).
         forward_passes: batched forward calls of the backbone.
-        extract_s: wall time of feature extraction; probe_s: of all probes; total_s: of the search.
+        extract_s: wall time of feature extraction (or of caching the preprocessed images); probe_s: of all probes
+            (or short finetunes); total_s: of the search.
+        notes: warnings shown under the table.
+        method: ``"probe"`` or ``"finetune"``.
+        finetune_epochs: epochs of each short finetune (``method="finetune"``).
     """
 
     arch: str
@@ -90,28 +105,37 @@ class CutSearchResult:
     probe_s: float
     total_s: float
     notes: list[str] = field(default_factory=list)
+    method: str = "probe"
+    finetune_epochs: int = 0
 
     def markdown(self) -> str:
         """The result as Markdown: a table (best row in bold), the recommendation and the cost."""
+        if self.method == "finetune":
+            what = f"a {self.finetune_epochs}-epoch finetune of each truncated network (new head, every kept layer trained)"
+        else:
+            what = "linear probe on frozen, globally pooled features"
+        tag = self.method
         lines = [
-            f"Cut-point search for {self.arch}: linear probe on frozen, globally pooled features "
-            f"({self.n_train} training / {self.n_val} validation images), scored by validation AUROC.",
+            f"Cut-point search for {self.arch}: {what} ({self.n_train} training / {self.n_val} validation images), "
+            "scored by validation AUROC.",
             "",
-            "| level | cut (`--cut`) | position | params (M) | probe AUROC | probe AUPRC |",
+            f"| level | cut (`--cut`) | position | params (M) | {tag} AUROC | {tag} AUPRC |",
             "|---|---|---|---:|---:|---:|",
         ]
         for s in self.scores:
             star = "**" if s.cut == self.recommended and s.level == ("layer" if isinstance(self.recommended, int) else "block") else ""
             lines.append(f"| {s.level} | {star}{s.cut}{star} | {s.where} | {s.params / 1e6:.2f} | {s.auroc:.3f} | {s.auprc:.3f} |")
-        lines += [
-            "",
-            f"Best block: `{self.best_block}`. Recommended: `--cut {self.recommended}`.",
-            "",
-            f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s feature extraction, {self.probe_s:.2f} s for "
-            f"{len(self.scores)} probes); {self.forward_images} images through the full backbone in "
-            f"{self.forward_passes} batched forward passes: ONE pass per image serves every cut (hooks on each stage "
-            "and block).",
-        ]
+        if self.method == "finetune":
+            cost = (f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s loading and preprocessing the images once, "
+                    f"{self.probe_s:.1f} s for {len(self.scores)} short finetunes of {self.finetune_epochs} "
+                    f"epoch{'s' if self.finetune_epochs != 1 else ''} on "
+                    f"{self.n_train} images, {self.probe_s / max(len(self.scores), 1):.1f} s each).")
+        else:
+            cost = (f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s feature extraction, {self.probe_s:.2f} s for "
+                    f"{len(self.scores)} probes); {self.forward_images} images through the full backbone in "
+                    f"{self.forward_passes} batched forward passes: ONE pass per image serves every cut (hooks on each "
+                    "stage and block).")
+        lines += ["", f"Best block: `{self.best_block}`. Recommended: `--cut {self.recommended}`.", "", cost]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -258,6 +282,71 @@ def _score(features, y_train, y_val, n_train, blocks, num_classes, l2):
     return summary["auroc"], summary["auprc"]
 
 
+def _cached(loader: Iterable, image_key: str, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every batch of a loader, concatenated: ``(images, labels)``."""
+    xs, ys = zip(*_batches(loader, image_key, label_key)) if loader else ((), ())
+    if not xs:
+        raise ValueError("the loader gave no batch.")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def finetune_cut(
+    network: nn.Module,
+    blocks: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
+    """Truncate a copy of the network after ``blocks`` blocks, add a new head, finetune it briefly, score it.
+
+    Args:
+        network: a ``TransferClassifier`` with ``cut=None`` and the pretrained weights (left unchanged).
+        blocks: residual blocks / dense layers kept.
+        train: training ``(images, labels)`` (preprocessed, cached in memory).
+        val: validation ``(images, labels)``.
+        epochs: training epochs (every kept layer and the head train at ``lr``; Adam; class-weighted cross-entropy).
+        lr: learning rate.
+        batch_size: training batch size.
+        seed: seed of the head initialisation and of the batch order (the same for every cut).
+        device: where to train.
+
+    Returns:
+        ``(AUROC, AUPRC)`` on the validation images at the epoch with the best validation AUROC.
+    """
+    net = check_network(network)
+    spec = get_family(net.arch)
+    torch.manual_seed(seed)
+    backbone = truncate_backbone(copy.deepcopy(net.backbone), spec, blocks)
+    model = nn.Sequential(backbone, ClassificationHead(feature_channels(backbone), int(net.num_classes), net.spatial_dims))
+    model.to(device)
+    x, y = train
+    counts = torch.bincount(y, minlength=int(net.num_classes)).float()
+    weight = (counts.sum() / (len(counts) * counts.clamp_min(1))).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    best = (-math.inf, float("nan"))
+    for _ in range(int(epochs)):
+        model.train()
+        for idx in torch.randperm(len(y), generator=order).split(int(batch_size)):
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[idx].to(device)), y[idx].to(device), weight=weight).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            probs = torch.cat([torch.softmax(model(v.to(device)), 1).cpu() for v in val[0].split(int(batch_size))])
+        summary = classification_summary(probs.numpy(), val[1].numpy())
+        if _finite(summary["auroc"]) > best[0]:
+            best = (summary["auroc"], summary["auprc"])
+    return best
+
+
 def search_cut(
     network: nn.Module,
     train_loader: Iterable,
@@ -267,6 +356,11 @@ def search_cut(
     label_key: str = "label",
     l2: float = 1e-2,
     device: str | torch.device = "cpu",
+    method: str = "probe",
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    seed: int = 0,
 ) -> CutSearchResult:
     """Score block-level cuts, then layer-level cuts around the best block, and recommend one.
 
@@ -278,47 +372,66 @@ def search_cut(
         train_loader: training batches (preprocessed, not augmented).
         val_loader: validation batches.
         image_key, label_key: keys of dict batches.
-        l2: probe penalty.
+        l2: probe penalty (``method="probe"``).
         device: where to run the backbone.
+        method: ``"probe"`` (linear probe on frozen features) or ``"finetune"`` (:func:`finetune_cut` per cut).
+        epochs, lr, batch_size, seed: the short finetunes (``method="finetune"``).
 
     Returns:
         A :class:`CutSearchResult`.
 
     Raises:
-        ValueError: the network is truncated, a split is empty, or a split holds one class only.
+        ValueError: the network is truncated, a split is empty, a split holds one class only, or an unknown method.
     """
+    if method not in CUT_SEARCH_METHODS:
+        raise ValueError(f"method={method!r} is unknown; choose one of {list(CUT_SEARCH_METHODS)}.")
     start = time.perf_counter()
     net = check_network(network)
     spec = get_family(net.arch)
     num_classes = int(net.num_classes)
-    train_f, y_train, p1 = extract_cut_features(net, train_loader, image_key=image_key, label_key=label_key, device=device)
-    val_f, y_val, p2 = extract_cut_features(net, val_loader, image_key=image_key, label_key=label_key, device=device)
+    if method == "probe":
+        train_f, y_train, p1 = extract_cut_features(net, train_loader, image_key=image_key, label_key=label_key, device=device)
+        val_f, y_val, p2 = extract_cut_features(net, val_loader, image_key=image_key, label_key=label_key, device=device)
+    else:
+        if getattr(net, "cut", None) is not None or getattr(net, "slim_after", None) is not None:
+            raise ValueError("the cut search needs the full backbone: build the network with cut=None.")
+        train_data, val_data = (_cached(train_loader, image_key, label_key), _cached(val_loader, image_key, label_key))
+        (_, y_train), (_, y_val) = train_data, val_data
+        p1 = p2 = 0
     extract_s = time.perf_counter() - start
     for name, y in (("training", y_train), ("validation", y_val)):
         if len(torch.unique(y)) < 2:
             raise ValueError(f"the {name} split holds one class only; the probe cannot be scored.")
     n_train = len(y_train)
-    features = {k: torch.cat([train_f[k], val_f[k]]) for k in train_f}
     positions = {blocks: (stage, where) for blocks, stage, where in candidate_cuts(spec.name)}
     ends = list(np.cumsum(spec.blocks))
     head = lambda c: c * num_classes + num_classes  # noqa: E731  (linear head on C features)
 
+    if method == "probe":
+        features = {k: torch.cat([train_f[k], val_f[k]]) for k in train_f}
+
+        def score(blocks: int) -> tuple[float, float]:
+            return _score(features, y_train, y_val, n_train, blocks, num_classes, l2)
+    else:
+        def score(blocks: int) -> tuple[float, float]:
+            return finetune_cut(net, blocks, train_data, val_data, epochs=epochs, lr=lr, batch_size=batch_size,
+                                seed=seed, device=device)
+
     def params_of(blocks: int) -> int:
         kept = truncate_backbone(net.backbone, spec, blocks)
-        width = features[blocks].shape[1]
-        return count_parameters(kept) + head(width)
+        return count_parameters(kept) + head(feature_channels(kept))
 
     t0 = time.perf_counter()
     scores: list[CutScore] = []
     for k, (stage, end) in enumerate(zip(spec.block_stages, ends)):
-        auroc, auprc = _score(features, y_train, y_val, n_train, int(end), num_classes, l2)
+        auroc, auprc = score(int(end))
         scores.append(CutScore(stage, int(end), "block", f"end of {stage}", params_of(int(end)), auroc, auprc))
     best_k = max(range(len(scores)), key=lambda i: (_finite(scores[i].auroc), -scores[i].params))
     best_block = str(scores[best_k].cut)
     low = ends[best_k - 1] if best_k > 0 else 0
     high = ends[min(best_k + 1, len(ends) - 1)]
     for blocks in range(int(low) + 1, int(high) + 1):
-        auroc, auprc = _score(features, y_train, y_val, n_train, blocks, num_classes, l2)
+        auroc, auprc = score(blocks)
         scores.append(CutScore(blocks, blocks, "layer", positions[blocks][1], params_of(blocks), auroc, auprc))
     probe_s = time.perf_counter() - t0
     layer_scores = [s for s in scores if s.level == "layer"]
@@ -329,7 +442,8 @@ def search_cut(
         n_val=len(y_val), forward_images=n_train + len(y_val), forward_passes=p1 + p2, extract_s=extract_s,
         probe_s=probe_s, total_s=time.perf_counter() - start,
         notes=[] if getattr(net, "weights_source", None) else
-        ["the backbone has NO pretrained weights (random initialisation): the probe scores random features."],
+        ["the backbone has NO pretrained weights (random initialisation): the search scores random features."],
+        method=method, finetune_epochs=int(epochs) if method == "finetune" else 0,
     )
 
 
@@ -344,6 +458,8 @@ def run_cut_search(
     limit: int | None = None,
     batch_size: int = 8,
     out_dir: str | os.PathLike | None = None,
+    method: str = "probe",
+    epochs: int = 3,
 ) -> CutSearchResult:
     """Run :func:`search_cut` with a bundle's data, preprocessing and network settings.
 
@@ -355,8 +471,10 @@ def run_cut_search(
         config_file: the bundle's ``train.json`` (and override files such as ``xray.json``).
         overrides: config values to override (``dataset_dir``, ``image_size``, ``weights`` ...).
         limit: at most this many images per split.
-        batch_size: batch size of the feature extraction.
+        batch_size: batch size of the feature extraction (and of the short finetunes).
         out_dir: where to write ``cut_search.md`` / ``.csv``; ``None`` writes nothing.
+        method: ``"probe"`` or ``"finetune"`` (the bundle's ``learning_rate`` and ``seed``, ``epochs`` epochs per cut).
+        epochs: epochs of each short finetune.
 
     Returns:
         The :class:`CutSearchResult`.
@@ -384,7 +502,8 @@ def run_cut_search(
         items = get(key)
         items = items[: int(limit)] if limit else items
         loaders.append(DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=0))
-    result = search_cut(net, loaders[0], loaders[1])
+    result = search_cut(net, loaders[0], loaders[1], method=method, epochs=epochs, lr=float(get("learning_rate")),
+                        batch_size=batch_size, seed=int(get("seed")))
     if out_dir is not None:
         result.write(out_dir)
     return result

@@ -117,11 +117,11 @@ class StudyResult:
                       f"{runs_s / 60:.1f} min; this invocation: {self.wall_s / 60:.1f} min (finished runs are reused). "
                       "Wall times depend on the other jobs running on the machine."]
         random = [r.strategy for r in self.rows if not r.pretrained]
-        if random:
+        if random and random != ["scratch"]:
+            same = " `truncated` and `scratch` are then the same run." if {"truncated", "scratch"} <= set(random) else ""
             lines += ["", f"**No pretrained weights** were given to {', '.join(random)} (`weights` null): those backbones "
                           "started from random initialisation, so these rows compare training regimes (what trains, at "
-                          "which rate, on which architecture), not transfer from ImageNet; `truncated` and `scratch` are "
-                          "then the same run."]
+                          f"which rate, on which architecture), not transfer from pretrained weights.{same}"]
         return "\n".join(lines)
 
     def write(self, out_dir: str | os.PathLike, stem: str = "study") -> dict[str, Path]:

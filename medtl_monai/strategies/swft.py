@@ -29,7 +29,7 @@ from ignite.engine import Engine, Events
 
 from ..engine import atomic_torch_save
 from ._stages import HEAD, check_network, group_name, resolve_groups, stage_groups, unwrap
-from .configure import param_group
+from .configure import check_ddp_allows_freezing, param_group
 from .freeze import freeze_batchnorm, set_trainable
 
 __all__ = ["StepwiseFineTuning"]
@@ -72,8 +72,11 @@ class StepwiseFineTuning:
         enabled: ``False`` makes the handler do nothing (so that a bundle can list it for every strategy).
 
     Raises:
-        ValueError: an invalid schedule, order or mode, or a ``DistributedDataParallel`` network (it does not allow
-            the set of trained parameters to change during a run: train SWFT in one process).
+        ValueError: an invalid schedule, order or mode, or a ``DistributedDataParallel`` network built without
+            ``find_unused_parameters=True`` (the set of trained parameters changes during the run).
+
+    Distributed training: every process runs its own handler. They take the same decisions because the validation
+    metric is gathered over all processes and DDP keeps the weights equal; only rank 0 writes ``state_dir``.
     """
 
     STATE_FILE = "swft_state.json"
@@ -99,9 +102,7 @@ class StepwiseFineTuning:
         self.enabled = enabled.strip().lower() not in ("false", "0", "no", "off", "") if isinstance(enabled, str) else bool(enabled)
         if not self.enabled:
             return
-        if isinstance(network, nn.parallel.DistributedDataParallel):
-            raise ValueError("strategy 'swft' changes which parameters train during the run, which "
-                             "DistributedDataParallel does not allow; train it in a single process.")
+        check_ddp_allows_freezing(network, "strategy 'swft' changes which parameters train during the run")
         if mode not in ("max", "min"):
             raise ValueError(f"mode={mode!r} must be 'max' or 'min'.")
         self.network, self.optimizer, self.evaluator = check_network(network), optimizer, evaluator
@@ -163,7 +164,7 @@ class StepwiseFineTuning:
         if value is not None and self._better(float(value)):
             self.step_best, self.step_best_epoch, self.bad_epochs = float(value), epoch, 0
             self._best_state = copy.deepcopy(unwrap(self.network).state_dict())
-            if self.state_dir is not None:
+            if self._writes():
                 atomic_torch_save(self._best_state, self.state_dir / self.BEST_FILE)
         elif value is not None:
             self.bad_epochs += 1
@@ -209,8 +210,13 @@ class StepwiseFineTuning:
         freeze_batchnorm(self.network)
 
     # ---- persistence ------------------------------------------------------------------------------------------
+    def _writes(self) -> bool:
+        """Whether this process writes ``state_dir`` (rank 0, or no process group)."""
+        dist = torch.distributed
+        return self.state_dir is not None and not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+
     def _save_state(self, epoch: int) -> None:
-        if self.state_dir is None:
+        if not self._writes():
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = {"epoch": epoch, "step": self.step, "epochs_in_step": self.epochs_in_step, "bad_epochs": self.bad_epochs,

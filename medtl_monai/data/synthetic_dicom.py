@@ -1,4 +1,5 @@
-"""Write small synthetic DICOM files with pydicom for the reader tests and the data benchmark.
+"""Write small synthetic DICOM files with pydicom, for reader tests (this project's and a team's own), the data
+benchmark (``scripts/bench_data.py``) and trials of unusual series (oblique, gaps, shuffled names, compressed).
 
 Every writer returns what the file(s) should decode to, in the array convention of MONAI's ``ITKReader``
 (``x`` = column index first, then row, then slice) together with the LPS geometry the header encodes, so that tests
