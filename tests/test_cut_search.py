@@ -78,7 +78,8 @@ def test_linear_probe_separates_separable_features():
     assert probs.shape == (10, 2) and ((probs[:, 1] > 0.5) == y[30:].numpy().astype(bool)).all()
 
 
-def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_path, capsys):
+def _run_find_cut(tiny_demo, out_dir, *extra: str) -> int:
+    """``scripts/find_cut.py`` on the tiny X-ray demo (ResNet-18, 32 px); returns its exit status."""
     import importlib.util
     from pathlib import Path
 
@@ -87,8 +88,12 @@ def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_p
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     configs = repo / "bundles" / "bimcv_truncated" / "configs"
-    code = module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']", "--set",
-                        f"dataset_dir={tiny_demo}", "image_size=32", "arch=resnet18", "--out", str(tmp_path)])
+    return module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']", "--set",
+                        f"dataset_dir={tiny_demo}", "image_size=32", "arch=resnet18", "--out", str(out_dir), *extra])
+
+
+def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_path, capsys):
+    code = _run_find_cut(tiny_demo, tmp_path)
     out = capsys.readouterr().out
     assert code == 0
     last = out.strip().splitlines()[-1]
@@ -125,17 +130,7 @@ def test_search_by_finetuning_scores_blocks_then_layers(quiet_random_init):
 
 
 def test_find_cut_cli_finetune_method(tiny_demo, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("find_cut", repo / "scripts" / "find_cut.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    configs = repo / "bundles" / "bimcv_truncated" / "configs"
-    code = module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']", "--set",
-                        f"dataset_dir={tiny_demo}", "image_size=32", "arch=resnet18", "--out", str(tmp_path),
-                        "--method", "finetune", "--epochs", "1"])
+    code = _run_find_cut(tiny_demo, tmp_path, "--method", "finetune", "--epochs", "1")
     out = capsys.readouterr().out
     assert code == 0 and out.strip().splitlines()[-1].startswith("--cut ")
     assert "short finetunes of 1 epoch on" in out
