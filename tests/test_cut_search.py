@@ -134,3 +134,11 @@ def test_find_cut_cli_finetune_method(tiny_demo, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and out.strip().splitlines()[-1].startswith("--cut ")
     assert "short finetunes of 1 epoch on" in out
+
+
+@pytest.mark.parametrize("method", ["probe", "finetune"])
+@pytest.mark.parametrize("kwargs", [{"cut": "layer3"}, {"slim_after": "layer2"}])
+def test_search_refuses_a_cut_or_slimmed_network(method, kwargs, quiet_random_init):
+    net = TransferClassifier("resnet18", 2, 3, 2, **kwargs)
+    with pytest.raises(ValueError, match="full backbone"):
+        search_cut(net, _loader(8), _loader(8, seed=1), method=method, epochs=1)

@@ -103,7 +103,7 @@ class TransferClassifier(nn.Module):
             pool_depth_stride=int(pool_depth_stride or DEFAULT_3D_STEM.pool_depth_stride),
         )
         self.arch, self.spatial_dims, self.in_channels, self.num_classes = spec.name, spatial_dims, in_channels, num_classes
-        self.cut = cut
+        self.cut, self.slim_after = cut, slim_after
         backbone = build_backbone(spec.name, spatial_dims, in_channels, stem)
         if str(weights).strip().lower() == CHECKPOINT_WEIGHTS:
             self.weights_source = CHECKPOINT_WEIGHTS

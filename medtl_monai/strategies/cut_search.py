@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..engine import classification_summary
+from ..engine import class_weights, classification_summary
 from ..networks import ClassificationHead, count_parameters, feature_channels, get_family, truncate_backbone
 from ._stages import check_network
 
@@ -186,6 +186,13 @@ def _batches(loader: Iterable, image_key: str, label_key: str) -> Iterable[tuple
         yield x.float(), y.reshape(-1).long()
 
 
+def _require_full_backbone(net: nn.Module, spec: Any) -> None:
+    """Raise ``ValueError`` unless ``net`` holds the whole pretrained backbone (not cut, not slimmed)."""
+    stages = [n for n, _ in net.backbone.named_children()][: len(spec.stage_names)]
+    if getattr(net, "cut", None) is not None or getattr(net, "slim_after", None) is not None or stages != list(spec.stage_names):
+        raise ValueError("the cut search needs the full backbone: build the network with cut=None and slim_after=None.")
+
+
 @torch.no_grad()
 def extract_cut_features(
     network: nn.Module, loader: Iterable, *, image_key: str = "image", label_key: str = "label", device: str | torch.device = "cpu"
@@ -206,8 +213,7 @@ def extract_cut_features(
     """
     net = check_network(network)
     spec = get_family(net.arch)
-    if getattr(net, "cut", None) is not None or [n for n, _ in net.backbone.named_children()][: len(spec.stage_names)] != list(spec.stage_names):
-        raise ValueError("the cut search needs the full backbone: build the network with cut=None.")
+    _require_full_backbone(net, spec)
     backbone = net.backbone.to(device).eval()
     store: dict[int, list[torch.Tensor]] = {}
     hooks = []
@@ -284,10 +290,10 @@ def _score(features, y_train, y_val, n_train, blocks, num_classes, l2):
 
 def _cached(loader: Iterable, image_key: str, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Every batch of a loader, concatenated: ``(images, labels)``."""
-    xs, ys = zip(*_batches(loader, image_key, label_key)) if loader else ((), ())
-    if not xs:
+    batches = list(_batches(loader, image_key, label_key))
+    if not batches:
         raise ValueError("the loader gave no batch.")
-    return torch.cat(xs), torch.cat(ys)
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 
 def finetune_cut(
@@ -325,8 +331,7 @@ def finetune_cut(
     model = nn.Sequential(backbone, ClassificationHead(feature_channels(backbone), int(net.num_classes), net.spatial_dims))
     model.to(device)
     x, y = train
-    counts = torch.bincount(y, minlength=int(net.num_classes)).float()
-    weight = (counts.sum() / (len(counts) * counts.clamp_min(1))).to(device)
+    weight = class_weights([{"label": int(v)} for v in y], int(net.num_classes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)
     best = (-math.inf, float("nan"))
@@ -393,8 +398,7 @@ def search_cut(
         train_f, y_train, p1 = extract_cut_features(net, train_loader, image_key=image_key, label_key=label_key, device=device)
         val_f, y_val, p2 = extract_cut_features(net, val_loader, image_key=image_key, label_key=label_key, device=device)
     else:
-        if getattr(net, "cut", None) is not None or getattr(net, "slim_after", None) is not None:
-            raise ValueError("the cut search needs the full backbone: build the network with cut=None.")
+        _require_full_backbone(net, spec)
         train_data, val_data = (_cached(train_loader, image_key, label_key), _cached(val_loader, image_key, label_key))
         (_, y_train), (_, y_val) = train_data, val_data
         p1 = p2 = 0
