@@ -3,7 +3,7 @@
 Run (in the environment made by ``scripts/setup_integration_env.sh deploy``)::
 
     python deploy/app.py -i DICOM_FOLDER -o OUTPUT_FOLDER -m BUNDLE_FOLDER \
-        [--model-file models/model.pt] [--config-file configs/inference.json] [--overrides '{"image_size": [96, 96, 32]}']
+        [--model-file models/model.pt] [--config-file configs/inference.json] [--overrides '{"ckpt_dir": "..."}']
 
 ``-i/-o/-m`` are MONAI Deploy's own (defaults from ``HOLOSCAN_INPUT_PATH``, ``HOLOSCAN_OUTPUT_PATH``,
 ``HOLOSCAN_MODEL_PATH``); ``-m`` is the bundle folder. The other options default to the environment variables

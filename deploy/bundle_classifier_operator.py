@@ -2,7 +2,7 @@
 
 MONAI Deploy's stock ``MonaiBundleInferenceOperator`` names each output *value* of a ``probabilities`` output with
 ``channel_def[str(int(value))]``, which turns softmax scores into wrong labels. This operator runs
-:class:`medtl_monai.export.BundleClassifier` instead (the bundle's preprocessing without its ``LoadImaged``, its
+:class:`medtl_monai.bundle.BundleModel` instead (the bundle's preprocessing without its ``LoadImaged``, its
 network and postprocessing) and labels the argmax *index* with the metadata's ``channel_def``.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 
 from image_conversion import volume_to_channel_first
-from medtl_monai.export import BundleClassifier
+from medtl_monai.bundle import BundleModel
 
 __all__ = ["BundleClassifierOperator"]
 
@@ -57,7 +57,7 @@ class BundleClassifierOperator(Operator):
         **kwargs: Any,
     ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
-        self.classifier = BundleClassifier(bundle_path, config_file=config_file, model_file=model_file,
+        self.classifier = BundleModel(bundle_path, config_file=config_file, model_file=model_file,
                                            overrides=overrides, device=device)
         super().__init__(fragment, *args, **kwargs)
 
@@ -72,7 +72,7 @@ class BundleClassifierOperator(Operator):
             raise ValueError(f"input 'image' must be a monai.deploy Image, got {type(image).__name__}")
         meta = image.metadata()
         array, affine = volume_to_channel_first(image.asnumpy(), meta)
-        tensor = BundleClassifier.image_from_array(array[0], affine)
+        tensor = BundleModel.image_from_array(array[0], affine)
         result = self.classifier(tensor)
         result["bundle"] = str(Path(self.classifier.bundle_dir).name)
         result["model_file"] = str(self.classifier.model_file)

@@ -8,8 +8,9 @@ Start (in the environment made by ``scripts/setup_integration_env.sh label``)::
 ``--conf`` keys: ``bundles`` (comma-separated bundle folders, default: every folder of ``<repo>/bundles`` with
 ``configs/inference.json``), ``models`` (comma-separated subset of their names), ``model_file`` (default
 ``models/model.pt``; ``models/model.ts`` or ``models/model.onnx`` work too), ``config_files`` (comma-separated
-override files applied after ``inference.json`` and ``train.json``, e.g. ``configs/xray.json``), ``overrides`` (JSON
-object of bundle config values for inference and training, e.g. ``{"image_size": [96, 96, 32]}``), ``device``
+override files applied after ``train.json`` for training, e.g. ``configs/xray.json``; inference needs none, since
+the network and its preprocessing come from the trained model's card), ``overrides`` (JSON
+object of bundle config values for inference and training, e.g. ``{"max_epochs": 10}``), ``device``
 (``cpu``/``cuda``).
 A task's name is its bundle folder's name: ``POST /infer/<name>`` classifies an uploaded volume,
 ``POST /train/<name>`` trains on the datastore's classification labels (see ``lib/labels.py``).
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 
-from medtl_monai.export import bundle_class_names
+from medtl_monai.bundle import metadata_class_names
 from lib.infers import BundleClassificationInfer
 from lib.trainers import BundleClassificationTrain
 from monailabel.interfaces.app import MONAILabelApp
@@ -55,7 +56,7 @@ def find_bundles(spec: str | None, names: str | None = None) -> dict[str, Path]:
             if not (p / "configs" / "inference.json").is_file():
                 continue
             try:
-                bundle_class_names(p)
+                metadata_class_names(p)
                 folders.append(p)
             except (ValueError, OSError) as err:
                 logger.warning("skipping bundle %s: %s", p, err)
@@ -84,8 +85,7 @@ class MedTLApp(MONAILabelApp):
 
     def init_infers(self) -> dict[str, InferTask]:
         return {
-            name: BundleClassificationInfer(folder, model_file=self.model_file, overrides=self.overrides, device=self.device,
-                                            config_file=["configs/inference.json", *self.extra_configs])
+            name: BundleClassificationInfer(folder, model_file=self.model_file, overrides=self.overrides, device=self.device)
             for name, folder in self.bundles.items()
         }
 

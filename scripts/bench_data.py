@@ -46,8 +46,8 @@ from monai.transforms import (
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from medtl_monai.data import DicomSeriesReader  # noqa: E402
-from medtl_monai.data.synthetic_dicom import write_ct_series  # noqa: E402
+from medtl_monai.io import DicomSeriesReader  # noqa: E402
+from medtl_monai.synthetic.dicom import write_ct_series  # noqa: E402
 from medtl_monai.utils import machine_description, update_benchmark_section  # noqa: E402
 
 
@@ -107,8 +107,8 @@ def main() -> None:
     parser.add_argument("--out-size", type=int, nargs=3, default=(128, 128, 64), help="Resized spatial_size (x y z)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; the median is reported")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--doc", default=str(REPO / "docs" / "benchmarks.md"))
-    parser.add_argument("--no-doc", action="store_true", help="print the table only")
+    parser.add_argument("--benchmarks", default=str(REPO / "docs" / "benchmarks.md"), help="Markdown file to update")
+    parser.add_argument("--no-benchmarks", action="store_true", help="print the table only")
     args = parser.parse_args()
     size = tuple(args.out_size)
 
@@ -234,9 +234,9 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    if not args.no_doc:
-        update_benchmark_section(args.doc, "bench_data", text)
-        print(f"\nwritten to {args.doc}")
+    if not args.no_benchmarks:
+        update_benchmark_section(args.benchmarks, "bench_data", text)
+        print(f"\nwritten to {args.benchmarks}")
 
 
 if __name__ == "__main__":

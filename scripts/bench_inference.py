@@ -9,7 +9,7 @@ each at batch 1 and a larger batch. Every form is checked against eager (max abs
 Target: the fastest exported form at least 1.3x faster than eager.
 
 Usage:
-    python scripts/bench_inference.py [--repeats 5] [--out docs/benchmarks.md] [--quick]
+    python scripts/bench_inference.py [--repeats 5] [--benchmarks docs/benchmarks.md] [--quick]
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medtl_monai.export import OnnxRuntimeNetwork, export_onnx, max_abs_difference
+from medtl_monai.export import export_onnx, max_abs_difference
+from medtl_monai.networks import OnnxRuntimeNetwork
 from medtl_monai.networks import TransferClassifier
 from medtl_monai.utils import machine_description, update_benchmark_section
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per form and batch (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (TorchScript profiles its first runs)")
     parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS), help="thread counts to compare")
-    parser.add_argument("--out", default="docs/benchmarks.md", help="Markdown file to update")
+    parser.add_argument("--benchmarks", default="docs/benchmarks.md", help="Markdown file to update")
     parser.add_argument("--quick", action="store_true", help="tiny inputs, for a smoke run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -155,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         f"**Target**: the fastest exported form >= {TARGET}x eager on the CPU:",
         *verdicts,
     ]
-    update_benchmark_section(args.out, "bench_inference", "\n".join(body))
-    print(f"wrote section bench_inference of {args.out}")
+    update_benchmark_section(args.benchmarks, "bench_inference", "\n".join(body))
+    print(f"wrote section bench_inference of {args.benchmarks}")
     return 0
 
 

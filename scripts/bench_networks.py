@@ -6,7 +6,7 @@
 parameters and <= 1/2 of the MACs and CPU latency of the fully inflated ResNet-50 (I3D stem: 7x7x7, stride 2).
 
 Usage:
-    python scripts/bench_networks.py [--repeats 5] [--out docs/benchmarks.md] [--quick]
+    python scripts/bench_networks.py [--repeats 5] [--benchmarks docs/benchmarks.md] [--quick]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import logging
 import sys
 import time
 
-import torch
 
 from medtl_monai.networks import TransferClassifier, profile_model
 from medtl_monai.utils import machine_description, update_benchmark_section
@@ -75,7 +74,7 @@ def _table(rows, ref) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per model (median reported)")
-    parser.add_argument("--out", default="docs/benchmarks.md", help="Markdown file to update")
+    parser.add_argument("--benchmarks", default="docs/benchmarks.md", help="Markdown file to update")
     parser.add_argument("--quick", action="store_true", help="smaller 3D input, for a smoke run")
     args = parser.parse_args(argv)
     logging.getLogger("medtl_monai").setLevel(logging.ERROR)
@@ -115,8 +114,8 @@ layer1 dominate, so the stem's depth stride is what halves the MACs. A layer cut
 {dict(rows3)['layer cut 11 (TTL-2), default stem'].params / ref.params:.2f} of the parameters in 3D, because
 inflation triples the 3x3 kernels that layer3 is made of; hence the default cut at {DEFAULT_3D_CUT}.
 """
-    update_benchmark_section(args.out, "bench_networks", body)
-    print(f"wrote {args.out}; target: {verdict}")
+    update_benchmark_section(args.benchmarks, "bench_networks", body)
+    print(f"wrote {args.benchmarks}; target: {verdict}")
     return 0
 
 

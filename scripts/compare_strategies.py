@@ -1,75 +1,61 @@
 #!/usr/bin/env python
 """Compare transfer strategies over three seeded splits through a bundle: the TruncatedTL paper's table.
 
-Each strategy x split trains and evaluates the bundle in-process (monai.bundle.ConfigWorkflow with overrides) and
-the table reports test AUROC / AUPRC (mean ± std), parameters, MACs and CPU latency, as Markdown, CSV and a PNG plot
-of AUROC against parameters. Finished runs are reused when the command is repeated with the same --out.
+Each strategy x split trains and evaluates the bundle in-process (``medtl_monai.bundle.run_workflow``) and the table
+reports test AUROC / AUPRC (mean ± std), parameters, MACs and CPU latency, as Markdown, CSV and a PNG plot of AUROC
+against parameters. Finished runs are reused when the command is repeated with the same ``--study_dir``. Any other
+``--key value`` pair overrides that key of the bundle's configs for every run, as with ``python -m monai.bundle run``.
 
 Example (the full-scale run of docs/benchmarks.md, 2D X-ray demo):
-    python scripts/make_demo_data.py --out /tmp/demo --n-cases 300 --modalities xray --formats nifti
+    python scripts/make_demo_data.py --output_dir /tmp/demo --n-cases 300 --modalities xray --formats nifti
     python scripts/compare_strategies.py \\
         --config_file "['bundles/bimcv_truncated/configs/train.json','bundles/bimcv_truncated/configs/xray.json']" \\
-        --datalist /tmp/demo/datalist_xray.json --out outputs/study \\
-        --set max_epochs=4 image_size=64 batch_size=16 val_batch_size=32 --benchmarks docs/benchmarks.md
+        --datalist /tmp/demo/datalist_xray.json --study_dir outputs/study \\
+        --max_epochs 4 --image_size 64 --batch_size 16 --val_batch_size 32 --benchmarks docs/benchmarks.md
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from medtl_monai.strategies import STRATEGIES
-from medtl_monai.strategies.study import run_study
+from medtl_monai.bundle import add_config_argument, parse_args_and_overrides, parse_config_files
+from medtl_monai.experiments.study import run_study
+from medtl_monai.training import STRATEGIES
 from medtl_monai.utils import machine_description, update_benchmark_section
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _files(text: str) -> list[str]:
-    text = text.strip()
-    return [str(f) for f in ast.literal_eval(text)] if text.startswith("[") else [text]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, run the study, print and write the table; return the exit status."""
+    """Parse the options, run the study, print and write the table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config_file", required=True, help="the bundle's train.json, or a list \"['train.json','xray.json']\"")
+    add_config_argument(parser)
     parser.add_argument("--evaluate_file", default=None, help="default: evaluate.json beside the first config file")
     parser.add_argument("--datalist", required=True, help="datalist whose items are pooled and re-split by seed")
-    parser.add_argument("--out", default="outputs/study", help="output folder (default outputs/study)")
+    parser.add_argument("--study_dir", default="outputs/study", help="folder of the study's runs and tables (default outputs/study)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (JSON values)")
     parser.add_argument("--repeats", type=int, default=5, help="timed batch-1 forward passes for the latency (the fastest is reported)")
     parser.add_argument("--benchmarks", default=None, help="also write the table into this Markdown file's compare_strategies section")
     parser.add_argument("--note", action="append", default=[], help="a line of text added to the benchmark section (repeatable)")
-    args = parser.parse_args(argv)
+    args, overrides = parse_args_and_overrides(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    files = _files(args.config_file)
+    files = parse_config_files(args.config_file)
     evaluate = args.evaluate_file or str(Path(files[0]).parent / "evaluate.json")
-    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     start = time.perf_counter()
-    result = run_study(files, evaluate, datalist=args.datalist, out_dir=args.out, strategies=args.strategies,
+    result = run_study(files, evaluate, datalist=args.datalist, output_dir=args.study_dir, strategies=args.strategies,
                        seeds=args.seeds, overrides=overrides, repeats=args.repeats,
                        progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
     print(result.markdown())
-    print(f"wrote {args.out}/study.md, study.csv, study_runs.csv, study.png")
+    print(f"wrote {args.study_dir}/study.md, study.csv, study_runs.csv, study.png")
     if args.benchmarks:
         command = " ".join([
             "python scripts/compare_strategies.py", f"--config_file \"{args.config_file}\"", f"--datalist {args.datalist}",
-            f"--out {args.out}", "--strategies", *args.strategies, "--seeds", *map(str, args.seeds),
-            *(["--set", *args.set] if args.set else []), f"--repeats {args.repeats}",
+            f"--study_dir {args.study_dir}", "--strategies", *args.strategies, "--seeds", *map(str, args.seeds),
+            *[f"--{k} {v}" for k, v in overrides.items()], f"--repeats {args.repeats}",
         ])
         body = "\n".join([
             "## Transfer strategies (scripts/compare_strategies.py)",
@@ -82,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             result.markdown(),
             "",
-            f"Files: `{args.out}/study.md`, `study.csv`, `study_runs.csv` (one row per run), `study.png` (AUROC against parameters).",
+            f"Files: `{args.study_dir}/study.md`, `study.csv`, `study_runs.csv` (one row per run), `study.png` (AUROC against parameters).",
         ])
         update_benchmark_section(args.benchmarks, "compare_strategies", body)
         print(f"updated the compare_strategies section of {args.benchmarks}")

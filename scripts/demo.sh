@@ -23,7 +23,7 @@ WEIGHTS_ARGS=()
 start=$(date +%s)
 if [ ! -f "$DATA/datalist.json" ]; then
   echo "[demo] making the demo data in $DATA"
-  "$PY" scripts/make_demo_data.py --out "$DATA" --overwrite
+  "$PY" scripts/make_demo_data.py --output_dir "$DATA" --overwrite
 fi
 t_data=$(date +%s)
 echo "[demo] training $BUNDLE for $EPOCHS epochs (a fresh run: earlier checkpoints in $BUNDLE/models are moved aside)"
@@ -31,9 +31,9 @@ if [ -d "$BUNDLE/models" ]; then rm -rf "$BUNDLE/models.previous"; mv "$BUNDLE/m
 "$PY" -m monai.bundle run --config_file "$BUNDLE/configs/train.json" \
   --dataset_dir "$DATA" --max_epochs "$EPOCHS" --learning_rate 0.001 "${DEMO_ARGS[@]}" "${WEIGHTS_ARGS[@]}"
 t_train=$(date +%s)
-echo "[demo] evaluating on the test split"
+echo "[demo] evaluating on the test split (network and preprocessing from the trained model's card)"
 "$PY" -m monai.bundle run --config_file "['$BUNDLE/configs/train.json','$BUNDLE/configs/evaluate.json']" \
-  --dataset_dir "$DATA" "${DEMO_ARGS[@]}"
+  --dataset_dir "$DATA" --progress_bar false
 t_eval=$(date +%s)
 "$PY" - "$BUNDLE/eval/metrics.json" <<'PY'
 import json, sys

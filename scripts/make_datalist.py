@@ -4,10 +4,10 @@
 Examples:
     # BIMCV-like BIDS tree, CT, three splits -> data/datalist_split0.json ... split2.json
     python scripts/make_datalist.py --layout bimcv --root data/demo --labels data/demo/labels.csv \\
-        --modality ct --out data/datalist.json --splits 3
+        --modality ct --datalist data/datalist.json --splits 3
     # a folder of DICOM studies labelled by a CSV id,label[,patient_id]
     python scripts/make_datalist.py --layout csv --root data/demo/dicom --labels data/demo/labels.csv \\
-        --pattern "{id}/CT" --out data/datalist_dicom.json
+        --pattern "{id}/CT" --datalist data/datalist_dicom.json
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medtl_monai.data.datalist import bimcv_items, csv_items, write_datalist
-from medtl_monai.data.splits import make_splits, patient_split
+from medtl_monai.data import bimcv_items, csv_items, make_splits, patient_split, write_datalist
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layout", required=True, choices=["bimcv", "csv"])
     parser.add_argument("--root", required=True, help="data set root (BIDS tree, or folder of cases)")
     parser.add_argument("--labels", required=True, help="labels table (CSV or TSV)")
-    parser.add_argument("--out", required=True, help="datalist JSON; with --splits K > 1, <stem>_split<k>.json")
+    parser.add_argument(
+        "--datalist", required=True, help="datalist JSON to write; with --splits K > 1, <stem>_split<k>.json beside it"
+    )
     parser.add_argument("--modality", default="ct", choices=["ct", "xray"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the (first) split")
     parser.add_argument("--splits", type=int, default=1, help="number of seeded splits (seed, seed+1, ...)")
@@ -52,18 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not items:
         print(f"no labelled {args.modality} images found under {args.root}", file=sys.stderr)
         return 1
-    out = Path(args.out)
+    datalist = Path(args.datalist)
     meta = {"modality": "CT" if args.modality == "ct" else "CR", "multi_label": args.multi_label}
     if args.splits == 1:
         split = patient_split(items, fractions=args.fractions, seed=args.seed)
-        write_datalist(out, split, class_names=class_names, extra={"split_seed": args.seed,
+        write_datalist(datalist, split, class_names=class_names, extra={"split_seed": args.seed,
                                                                   "split_fractions": args.fractions}, **meta)
-        written = [out]
+        written = [datalist]
     else:
         seeds = list(range(args.seed, args.seed + args.splits))
-        make_splits(items, seeds=seeds, fractions=args.fractions, out_dir=out.parent, class_names=class_names,
-                    prefix=f"{out.stem}_split", **meta)
-        written = [out.parent / f"{out.stem}_split{k}.json" for k in range(args.splits)]
+        make_splits(items, seeds=seeds, fractions=args.fractions, output_dir=datalist.parent, class_names=class_names,
+                    prefix=f"{datalist.stem}_split", **meta)
+        written = [datalist.parent / f"{datalist.stem}_split{k}.json" for k in range(args.splits)]
     print(f"{len(items)} items, classes {class_names}")
     for path in written:
         print(f"  wrote {path}")

@@ -2,8 +2,8 @@
 """Write the semi-synthetic chest CT / X-ray demo data set (NIfTI + DICOM, BIMCV layout, datalists).
 
 Example:
-    python scripts/make_demo_data.py --out data/demo
-    python scripts/make_demo_data.py --out /tmp/demo_small --n-cases 24 --formats nifti --overwrite
+    python scripts/make_demo_data.py --output_dir data/demo
+    python scripts/make_demo_data.py --output_dir /tmp/demo_small --n-cases 24 --formats nifti --overwrite
 """
 
 from __future__ import annotations
@@ -13,22 +13,23 @@ import sys
 import time
 from collections.abc import Sequence
 
-from medtl_monai.data.demo import make_demo_dataset
+from medtl_monai.synthetic import make_demo_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, write the data set, print a summary; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output folder (must be empty or an earlier demo data set)")
+    parser.add_argument("--output_dir", required=True,
+                        help="output folder (must be empty or an earlier demo data set)")
     parser.add_argument("--n-cases", type=int, default=300, help="number of sessions (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--formats", nargs="+", default=["nifti", "dicom"], choices=["nifti", "dicom"])
     parser.add_argument("--modalities", nargs="+", default=["ct", "xray"], choices=["ct", "xray"])
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing demo data set in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing demo data set in --output_dir")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    summary = make_demo_dataset(args.out, n_cases=args.n_cases, seed=args.seed, formats=args.formats,
+    summary = make_demo_dataset(args.output_dir, n_cases=args.n_cases, seed=args.seed, formats=args.formats,
                                 modalities=args.modalities, workers=args.workers, overwrite=args.overwrite)
     print(f"wrote {summary['n_cases']} cases of {summary['n_patients']} patients ({summary['n_positive']} positive) "
           f"to {summary['root']} in {time.perf_counter() - start:.1f} s")

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from medtl_monai.networks import build_backbone, get_family
+from medtl_monai.networks import backbone_to_torchvision_keys, build_backbone, feature_channels, get_family
 
 
 def torchvision_state_dict(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random 2D state dict of ``arch`` with torchvision's key names."""
+    """A random 2D state dict of ``arch`` with torchvision's key names (DenseNet layers in the old style)."""
     torch.manual_seed(seed)
     spec = get_family(arch)
     backbone = build_backbone(arch, spatial_dims=2, in_channels=3)
-    out: dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
     for key, value in backbone.state_dict().items():
         value = value.clone()
         if key.endswith("running_mean"):
@@ -29,17 +29,12 @@ def torchvision_state_dict(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
             value = torch.rand_like(value) * 0.5 + 0.75
         elif key.endswith("bias") and value.is_floating_point():
             value = torch.randn_like(value) * 0.05
-        if spec.kind == "resnet":
-            key = key.replace("stem.conv.", "conv1.").replace("stem.norm.", "bn1.")
-        else:
-            key = key.replace("stem.conv.", "conv0.").replace("stem.norm.", "norm0.").replace("final_norm.norm.", "norm5.")
-            key = re.sub(r"\.layers\.(norm|conv)([12])\.", r".\1.\2.", key)
-            key = "features." + key
-        out[key] = value
-    width = 512 * (4 if spec.bottleneck else 1) if spec.kind == "resnet" else backbone.final_norm.norm.num_features
-    head = "fc" if spec.kind == "resnet" else "classifier"
-    out[f"{head}.weight"] = torch.randn(1000, width) * 0.01
-    out[f"{head}.bias"] = torch.zeros(1000)
+        state[key] = value
+    out = {re.sub(r"(denselayer\d+)\.(norm|conv)([12])\.", r"\1.\2.\3.", k): v
+           for k, v in backbone_to_torchvision_keys(state, spec).items()}
+    head = spec.family.head_prefixes[0]
+    out[f"{head}weight"] = torch.randn(1000, feature_channels(backbone)) * 0.01
+    out[f"{head}bias"] = torch.zeros(1000)
     return out
 
 

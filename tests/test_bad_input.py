@@ -15,7 +15,8 @@ import pytest
 from monai.data import Dataset
 from monai.transforms import Compose, LoadImage, LoadImaged
 
-from medtl_monai.data import (
+from medtl_monai.data import validate_datalist
+from medtl_monai.io import (
     BadCaseError,
     CheckImage,
     CheckImaged,
@@ -25,9 +26,8 @@ from medtl_monai.data import (
     MedicalImageReader,
     SliceSpacingError,
     find_bad_case_error,
-    validate_datalist,
 )
-from medtl_monai.data.synthetic_dicom import write_ct_series, write_enhanced_ct, write_xray
+from medtl_monai.synthetic.dicom import write_ct_series, write_enhanced_ct, write_xray
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_file: it goes online
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"

@@ -1,4 +1,6 @@
-"""The bimcv_truncated bundle, checked the way the MONAI model zoo checks bundles, and run end to end on tiny data."""
+"""The bimcv_truncated bundle, checked the way the MONAI model zoo checks bundles, and run end to end on tiny data:
+the mission command, evaluation and inference from the trained model's card, TorchScript export, resume after
+kill -9, the X-ray variant and multi-process training."""
 
 from __future__ import annotations
 
@@ -9,25 +11,48 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from _bundle_utils import SCHEMA, TINY_CT, copy_bundle, overrides, run_bundle
+from _bundle_utils import SCHEMA, TINY_CT, copy_bundle, copy_trained, overrides, run_bundle, trained_bundle, workflow
+from medtl_monai.bundle import BundleModel, read_model_card
+from medtl_monai.data import MissingDataError
+from medtl_monai.evaluation import classification_summary
+from medtl_monai.networks import TransferClassifier
 
 NAME = "bimcv_truncated"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_demo):
-    """A copy of the bundle trained for 2 epochs on the tiny demo data (through the real CLI)."""
-    bundle = copy_bundle(NAME, tmp_path_factory.mktemp("bundle"))
-    proc = run_bundle(["run", "--config_file", str(bundle / "configs" / "train.json"),
-                       *overrides(dataset_dir=tiny_demo, max_epochs=2, **TINY_CT)], cwd=tmp_path_factory.mktemp("cwd"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return bundle, proc
+def trained(tmp_path_factory, tiny_demo) -> Path:
+    return trained_bundle(tmp_path_factory, tiny_demo)
 
 
+def _rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_mission_command_trains_into_the_bundle_and_writes_the_model_card(trained):
+    models = trained / "models"
+    assert {p.name for p in models.iterdir()} >= {"model.pt", "checkpoint_last.pt", "model_final.pt", "model_card.json"}
+    last = torch.load(models / "checkpoint_last.pt", weights_only=True)
+    assert last["epoch"] == 2 and set(last) >= {"network", "optimizer", "lr_scheduler", "best_metric"}
+    assert torch.load(models / "model.pt", weights_only=True).keys() == last["network"].keys()
+    assert list((trained / "logs").glob("events.out.tfevents.*")), "no TensorBoard log"
+    assert not list((trained.parent / "cwd").iterdir()), "training wrote into the current directory"
+    log = (trained.parent / "train.log").read_text()
+    assert "RANDOM initialisation" in log and "val_auroc" in log
+    card = read_model_card(models)
+    assert card.network == TransferClassifier("resnet50", 3, 3, 2, cut=10, weights="checkpoint").config
+    assert card.preprocessing == {"kind": "ct", "spatial_size": [32, 32, 16], "pixdim": [3.5, 3.5, 10.0],
+                                  "windows": ["lung", "mediastinum", "bone"], "crop": "body"}  # the training override
+    assert card.class_names == ["negative", "positive"]
+
+
+@pytest.mark.slow
 def test_metadata_verifies_against_the_schema(tmp_path):
     if not SCHEMA.is_file():
         pytest.skip(f"offline schema copy missing: {SCHEMA}")
@@ -37,60 +62,55 @@ def test_metadata_verifies_against_the_schema(tmp_path):
     assert "metadata is verified with no error" in (proc.stdout + proc.stderr)
 
 
-def test_network_input_output_match_metadata(tmp_path):
+@pytest.mark.slow
+def test_network_input_output_match_metadata_on_inference_json_alone(tmp_path):
+    """The zoo's check on a fresh bundle (no trained model: the network of train.json's defaults)."""
     bundle = copy_bundle(NAME, tmp_path)
     proc = run_bundle(["verify_net_in_out", "network_def", "--meta_file", str(bundle / "configs" / "metadata.json"),
-                       "--config_file", str(bundle / "configs" / "inference.json")])
+                       "--config_file", str(bundle / "configs" / "inference.json")], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "data shape of network is verified with no error" in (proc.stdout + proc.stderr)
 
 
-def test_training_writes_checkpoints_logs_into_the_bundle_not_cwd(trained):
-    bundle, proc = trained
-    models = bundle / "models"
-    assert (models / "model.pt").is_file() and (models / "checkpoint_last.pt").is_file() and (models / "model_final.pt").is_file()
-    last = torch.load(models / "checkpoint_last.pt", weights_only=True)
-    assert last["epoch"] == 2 and set(last) >= {"network", "optimizer", "lr_scheduler", "best_metric"}
-    assert torch.load(models / "model.pt", weights_only=True).keys() == last["network"].keys()
-    assert list((bundle / "logs").glob("events.out.tfevents.*")), "no TensorBoard log"
-    assert "RANDOM initialisation" in proc.stdout + proc.stderr
-    assert "val_auroc" in proc.stdout
-
-
-def test_evaluate_writes_metrics_and_predictions(trained, tiny_demo, tmp_path):
-    bundle, _ = trained
-    configs = bundle / "configs"
-    proc = run_bundle(["run", "--config_file", f"['{configs / 'train.json'}','{configs / 'evaluate.json'}']",
-                       *overrides(dataset_dir=tiny_demo, **TINY_CT)], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_evaluation_takes_the_trained_settings_from_the_card_and_agrees_with_the_model(trained, tiny_demo, tmp_path):
+    """evaluate.json with no --image_size: the card brings it. Every probability equals the trained model's own
+    (BundleModel on the same file) and metrics.json equals the metrics of predictions.csv."""
+    bundle = copy_trained(trained, tmp_path)
+    workflow(bundle, ["train.json", "evaluate.json"], "eval", dataset_dir=str(tiny_demo), progress_bar=False)
     metrics = json.loads((bundle / "eval" / "metrics.json").read_text())
-    test_ids = [item["id"] for item in json.loads((tiny_demo / "datalist.json").read_text())["test"]]
-    assert metrics["n_cases"] == len(test_ids)
-    assert {"auroc", "auprc", "accuracy", "sensitivity", "specificity"} <= set(metrics)
-    with open(bundle / "eval" / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(r["id"] for r in rows) == sorted(test_ids)
-    for r in rows:
-        assert abs(float(r["prob_negative"]) + float(r["prob_positive"]) - 1) < 1e-5
-    accuracy = sum(r["label"] == r["prediction"] for r in rows) / len(rows)
-    assert abs(accuracy - metrics["accuracy"]) < 1e-9
-    assert not list(tmp_path.iterdir()), "evaluation wrote into the current directory"
+    test_items = json.loads((tiny_demo / "datalist.json").read_text())["test"]
+    rows = {r["id"]: r for r in _rows(bundle / "eval" / "predictions.csv")}
+    assert sorted(rows) == sorted(item["id"] for item in test_items) and metrics["n_cases"] == len(test_items)
+    model = BundleModel(bundle)
+    for item in test_items[:3]:
+        expected = model(str(tiny_demo / item["image"]))["probabilities"]
+        got = rows[item["id"]]
+        assert abs(float(got["prob_positive"]) - expected["positive"]) < 1e-5
+        assert abs(float(got["prob_negative"]) + float(got["prob_positive"]) - 1) < 1e-5
+    probs = np.array([[float(r["prob_negative"]), float(r["prob_positive"])] for r in rows.values()])
+    labels = [["negative", "positive"].index(r["label"]) for r in rows.values()]
+    summary = classification_summary(probs, labels)
+    for key in ("auroc", "auprc", "accuracy", "sensitivity", "specificity"):
+        assert metrics[key] == pytest.approx(summary[key], nan_ok=True), key
+    assert metrics["accuracy"] == pytest.approx(np.mean([r["label"] == r["prediction"] for r in rows.values()]))
 
 
-def test_inference_on_a_folder_of_dicom_series(trained, tiny_demo, tmp_path):
-    bundle, _ = trained
-    proc = run_bundle(["run", "--config_file", str(bundle / "configs" / "inference.json"),
-                       *overrides(input_dir=tiny_demo / "dicom", image_size="[32,32,16]")], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(bundle / "eval" / "inference" / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
+def test_inference_on_a_folder_of_dicom_series_needs_no_training_overrides(trained, tiny_demo, tmp_path):
+    bundle = copy_trained(trained, tmp_path)
+    workflow(bundle, ["inference.json"], "infer", input_dir=str(tiny_demo / "dicom"))
+    rows = _rows(bundle / "eval" / "inference" / "predictions.csv")
     cases = sorted(p.name for p in (tiny_demo / "dicom").iterdir() if p.is_dir())
     assert sorted(r["id"] for r in rows) == sorted(f"{c}/CT" for c in cases)
     assert all(r["label"] == "" for r in rows)
+    model = BundleModel(bundle)
+    first = rows[0]
+    expected = model(str(tiny_demo / "dicom" / first["id"]))["probabilities"]["positive"]
+    assert abs(float(first["prob_positive"]) - expected) < 1e-5
 
 
-def test_ckpt_export_gives_the_checkpoint_outputs(trained):
-    bundle, _ = trained
+@pytest.mark.slow
+def test_ckpt_export_gives_the_checkpoint_outputs(trained, tmp_path):
+    bundle = copy_trained(trained, tmp_path)
     configs = bundle / "configs"
     ts = bundle / "models" / "model.ts"
     proc = run_bundle(["ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(bundle / "models" / "model.pt"),
@@ -99,9 +119,7 @@ def test_ckpt_export_gives_the_checkpoint_outputs(trained):
     extra = {"metadata.json": "", "inference.json": ""}
     scripted = torch.jit.load(str(ts), _extra_files=extra)
     assert json.loads(extra["metadata.json"])["version"] and json.loads(extra["inference.json"])["network_def"]
-    from medtl_monai.networks import TransferClassifier
-
-    eager = TransferClassifier("resnet50", 3, 3, 2, cut=10)
+    eager = TransferClassifier("resnet50", 3, 3, 2, cut=10, weights="checkpoint")
     eager.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
     x = torch.rand(2, 3, 32, 32, 16)
     with torch.no_grad():
@@ -109,48 +127,30 @@ def test_ckpt_export_gives_the_checkpoint_outputs(trained):
 
 
 @pytest.mark.parametrize("workflow_type", ["train", "eval", "infer"])
-def test_config_workflow_properties_are_complete(workflow_type, tiny_demo, tmp_path):
-    bundle = copy_bundle(NAME, tmp_path)
+def test_config_workflow_properties_are_complete(workflow_type, trained, tiny_demo, tmp_path):
+    bundle = copy_trained(trained, tmp_path) if workflow_type != "train" else copy_bundle(NAME, tmp_path)
     configs = bundle / "configs"
-    files = {"train": [configs / "train.json"], "eval": [configs / "train.json", configs / "evaluate.json"],
-             "infer": [configs / "inference.json"]}[workflow_type]
+    files = {"train": ["train.json"], "eval": ["train.json", "evaluate.json"], "infer": ["inference.json"]}[workflow_type]
     extra = {"input_dir": str(tiny_demo / "dicom")} if workflow_type == "infer" else {"dataset_dir": str(tiny_demo)}
-    if workflow_type != "train":  # evaluation and inference start from a trained model
-        from medtl_monai.networks import TransferClassifier
-
-        (bundle / "models").mkdir()
-        torch.save(TransferClassifier("resnet50", 3, 3, 2, cut=10).state_dict(), bundle / "models" / "model.pt")
-    workflow = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(configs / "metadata.json"),
-                              logging_file=str(configs / "logging.conf"), workflow_type=workflow_type, **extra)
-    workflow.initialize()
-    assert workflow.check_properties() in (None, [])
-    assert workflow.bundle_root == str(bundle)
-
-
-def test_train_then_evaluate_with_config_workflow(tiny_demo, tmp_path):
-    bundle = copy_bundle(NAME, tmp_path)
-    configs = bundle / "configs"
-    common = dict(meta_file=str(configs / "metadata.json"), logging_file=str(configs / "logging.conf"),
-                  dataset_dir=str(tiny_demo), max_epochs=1, image_size=[32, 32, 16], progress_bar=False)
-    train = ConfigWorkflow(config_file=str(configs / "train.json"), workflow_type="train", **common)
-    train.initialize()
-    train.run()
-    train.finalize()
-    evaluate = ConfigWorkflow(config_file=[str(configs / "train.json"), str(configs / "evaluate.json")], workflow_type="eval", **common)
-    evaluate.initialize()
-    evaluate.run()
-    evaluate.finalize()
-    assert json.loads((bundle / "eval" / "metrics.json").read_text())["n_cases"] > 0
+    workflow_ = ConfigWorkflow(config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
+                               logging_file=False, workflow_type=workflow_type, bundle_root=str(bundle), **extra)
+    workflow_.initialize()
+    assert workflow_.check_properties() in (None, [])
+    assert workflow_.bundle_root == str(bundle)
 
 
 def test_missing_data_stops_with_a_how_to_message(tmp_path):
     bundle = copy_bundle(NAME, tmp_path)
-    proc = run_bundle(["run", "--config_file", str(bundle / "configs" / "train.json"), *overrides(dataset_dir=tmp_path / "nowhere")])
-    assert proc.returncode != 0
-    text = proc.stdout + proc.stderr
-    assert "nowhere/datalist.json' does not exist" in text and "scripts/make_demo_data.py" in text
+    with pytest.raises(RuntimeError) as info:  # MONAI wraps errors raised by config expressions
+        workflow(bundle, ["train.json"], dataset_dir=str(tmp_path / "nowhere"))
+    error = info.value
+    while error is not None and not isinstance(error, MissingDataError):
+        error = error.__cause__ or error.__context__
+    assert error is not None and "nowhere/datalist.json' does not exist" in str(error)
+    assert "scripts/make_demo_data.py --output_dir" in str(error)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_rerun_resumes(tiny_demo, tmp_path):
     """A run killed with SIGKILL in the middle of epoch 2 resumes from the epoch-1 checkpoint when run again."""
     bundle = copy_bundle(NAME, tmp_path)
@@ -172,29 +172,36 @@ def test_kill_9_mid_epoch_then_rerun_resumes(tiny_demo, tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 3
 
 
-def test_xray_override_trains_the_2d_ttl2_model(tiny_demo, tmp_path):
+def test_xray_variant_trains_ttl2_and_is_evaluated_and_served_with_its_own_settings(tiny_demo, tmp_path):
     bundle = copy_bundle(NAME, tmp_path)
-    configs = bundle / "configs"
-    proc = run_bundle(["run", "--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']",
-                       *overrides(dataset_dir=tiny_demo, max_epochs=1, image_size=64, batch_size=4, progress_bar="false")])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    common = {"dataset_dir": str(tiny_demo), "batch_size": 4, "val_batch_size": 4, "progress_bar": False}
+    workflow(bundle, ["train.json", "xray.json"], "train", max_epochs=1, image_size=64, **common)
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert state["backbone.stem.conv.weight"].dim() == 4  # 2D
     assert max(int(k.split(".")[2]) for k in state if k.startswith("backbone.layer3.")) == 3  # 4 of 6 layer3 blocks
+    card = read_model_card(bundle / "models")
+    assert card.network["spatial_dims"] == 2 and card.network["cut"] == 11
+    assert card.preprocessing == {"kind": "xray", "size": 64, "channels": 3}
+    workflow(bundle, ["train.json", "xray.json", "evaluate.json"], "eval", **common)  # no --image_size: from the card
+    test_ids = [i["id"] for i in json.loads((tiny_demo / "datalist_xray.json").read_text())["test"]]
+    assert sorted(r["id"] for r in _rows(bundle / "eval" / "predictions.csv")) == sorted(test_ids)
+    workflow(bundle, ["inference.json"], "infer", input_dir=str(tiny_demo / "dicom"))  # a 2D model reads the CR files
+    ids = [r["id"] for r in _rows(bundle / "eval" / "inference" / "predictions.csv")]
+    assert ids and all(i.endswith("/CR.dcm") for i in ids)
 
 
-def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_demo, weights_dir, tmp_path):
+@pytest.mark.slow
+def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_demo, tv_weights, tmp_path):
     """SWFT under DDP (2 gloo processes): stages unfreeze on both ranks at the same epochs, the ranks' weights stay
     equal, the stages still frozen keep the pretrained weights bit for bit, and the unfrozen ones moved."""
-    from medtl_monai.networks import TransferClassifier
-    from medtl_monai.strategies import stage_groups
+    from medtl_monai.training import stage_groups
 
     bundle = copy_bundle(NAME, tmp_path)
     configs = bundle / "configs"
-    weights = weights_dir / "resnet50-0676ba61.pth"
+    weights = tv_weights("resnet50")
     dump = tmp_path / "rank"
-    finalize = f"""['$torch.save(dict(@network.module.named_parameters()), "{dump}" + str(@rank) + ".pt")', """ \
-               "'$torch.distributed.is_initialized() and torch.distributed.destroy_process_group()']"
+    finalize = f"""['$torch.save(dict(@network.module.named_parameters()), "{dump}" + str(torch.distributed.get_rank()) + ".pt")', """ \
+               "'$medtl_monai.training.close_distributed()']"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "monai.bundle", "run",
            "--config_file", f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
            *overrides(dataset_dir=tiny_demo, max_epochs=3, strategy="swft", swft_epochs=1, weights=weights, **TINY_CT),
@@ -206,6 +213,7 @@ def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_d
     assert not any(k.startswith("module.") for k in state)
     assert torch.load(bundle / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 3
     assert log.count("SWFT step 1 at epoch 2") == 2 and log.count("SWFT step 2 at epoch 3") == 2, log[-4000:]
+    assert log.count("trainable head | frozen") == 1, "the stage logger ran on the other rank too"
     rank0, rank1 = (torch.load(f"{dump}{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     start = TransferClassifier(arch="resnet50", spatial_dims=3, cut=10, weights=weights).state_dict()
@@ -220,8 +228,7 @@ def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_d
 
 
 def test_multi_gpu_config_refuses_freezing_without_find_unused_parameters(quiet_random_init):
-    from medtl_monai.networks import TransferClassifier
-    from medtl_monai.strategies import check_ddp_allows_freezing, configure
+    from medtl_monai.training import check_ddp_allows_freezing, configure
 
     class FakeDDP(torch.nn.parallel.DistributedDataParallel):  # the attribute the check reads, without a process group
         def __init__(self, module, find_unused_parameters):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import logging
 import os
 import warnings
 
@@ -15,12 +14,9 @@ import torch
 import torch.nn as nn
 from monai.transforms import Compose
 
-from _bundle_utils import TINY_CT, copy_bundle, overrides, run_bundle
-from medtl_monai.bundle import load_split
-from medtl_monai.data import MedicalImageReader
-from medtl_monai.networks import TransferClassifier, inflate_state_dict
-from medtl_monai.transforms import ct_preprocessing, xray_preprocessing
-from medtl_monai.visualize import (
+from _bundle_utils import copy_bundle, overrides, run_bundle, save_untrained_model, workflow
+from medtl_monai.data import load_split
+from medtl_monai.explain import (
     CAMWriter,
     GradCAM,
     LayerCAM,
@@ -29,6 +25,9 @@ from medtl_monai.visualize import (
     nifti_affine,
     resolve_layer,
 )
+from medtl_monai.io import MedicalImageReader
+from medtl_monai.networks import TransferClassifier, inflate_state_dict
+from medtl_monai.transforms import ct_preprocessing, xray_preprocessing
 
 
 pytestmark = pytest.mark.usefixtures("quiet_random_init")
@@ -236,17 +235,15 @@ def test_cam_nifti_has_the_input_affine_and_shape_2d_and_3d(tiny_demo, tmp_path)
     assert row["nifti"] == "some_CR.dcm_cam.nii.gz"
 
 
-def _save_random_model(bundle, dims: int, cut: int) -> None:
-    (bundle / "models").mkdir()
-    torch.save(_net("resnet50", dims, cut).state_dict(), bundle / "models" / "model.pt")
-
-
+@pytest.mark.slow
 def test_explain_config_writes_cams_of_a_datalist_split(tiny_demo, tmp_path):
+    """The explain command of the docs (train + evaluate + explain configs) through the command line."""
     bundle = copy_bundle("bimcv_truncated", tmp_path)
-    _save_random_model(bundle, 3, 10)
+    save_untrained_model(bundle, ["train.json"], image_size=[32, 32, 16])
     configs = bundle / "configs"
-    proc = run_bundle(["run", "--config_file", f"['{configs / 'train.json'}','{configs / 'explain.json'}']",
-                       *overrides(dataset_dir=tiny_demo, limit_cases=2, **TINY_CT)], cwd=tmp_path)
+    files = ",".join(f"'{configs / n}'" for n in ("train.json", "evaluate.json", "explain.json"))
+    proc = run_bundle(["run", "--config_file", f"[{files}]", *overrides(dataset_dir=tiny_demo, limit_cases=2,
+                                                                        progress_bar=False)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cam_dir = bundle / "eval" / "cam"
     with open(cam_dir / "cams.csv") as f:
@@ -259,25 +256,20 @@ def test_explain_config_writes_cams_of_a_datalist_split(tiny_demo, tmp_path):
         saved = nib.load(cam_dir / row["nifti"])
         assert saved.shape == (32, 32, 16) and np.allclose(saved.affine, image.affine.numpy(), atol=1e-4)
         assert (cam_dir / row["png"]).is_file()
+    assert not list(tmp_path.glob("eval")), "explain wrote into the current directory"
 
 
 def test_explain_config_on_a_folder_of_xray_dicoms(tiny_demo, tmp_path):
-    """The X-ray model explained on a folder (``--input_dir``), run in-process with MONAI's ``ConfigWorkflow``."""
-    from monai.bundle import ConfigWorkflow
-
+    """The X-ray model explained on a folder (``--input_dir``): its card says 2D at 64 pixels, so the folder is
+    searched for DICOM files and no size needs repeating."""
     bundle = copy_bundle("bimcv_truncated", tmp_path)
-    _save_random_model(bundle, 2, 11)
+    save_untrained_model(bundle, ["train.json", "xray.json"], image_size=64)
     folder = tmp_path / "incoming"
     for case in sorted((tiny_demo / "dicom").iterdir())[:2]:
         (folder / case.name).mkdir(parents=True)
         os.symlink(case / "CR.dcm", folder / case.name / "CR.dcm")
-    configs = bundle / "configs"
-    workflow = ConfigWorkflow(config_file=[str(configs / n) for n in ("train.json", "xray.json", "explain.json")],
-                              logging_file=False, workflow_type="infer", input_dir=str(folder), image_size=64,
-                              progress_bar=False, cam_output_dir=str(tmp_path / "cams"))
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    workflow(bundle, ["train.json", "xray.json", "evaluate.json", "explain.json"], input_dir=str(folder),
+             progress_bar=False, cam_output_dir=str(tmp_path / "cams"))
     names = sorted(p.name for p in (tmp_path / "cams").iterdir())
     cases = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["cams.csv", *[f"{c}_CR.dcm_cam.{ext}" for c in cases for ext in ("nii.gz", "png")]])

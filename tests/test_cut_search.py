@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from medtl_monai.networks import TransferClassifier, get_family, truncate_backbone
-from medtl_monai.strategies import cut_search
-from medtl_monai.strategies.cut_search import candidate_cuts, extract_cut_features, linear_probe, search_cut
+from medtl_monai.experiments import cut_search
+from medtl_monai.experiments.cut_search import candidate_cuts, extract_cut_features, linear_probe, search_cut
 
 
 def _loader(n: int, size: int = 32, seed: int = 0, signal: float = 0.0):
@@ -88,8 +88,9 @@ def _run_find_cut(tiny_demo, out_dir, *extra: str) -> int:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     configs = repo / "bundles" / "bimcv_truncated" / "configs"
-    return module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']", "--set",
-                        f"dataset_dir={tiny_demo}", "image_size=32", "arch=resnet18", "--out", str(out_dir), *extra])
+    return module.main(["--config_file", f"['{configs / 'train.json'}','{configs / 'xray.json'}']",
+                        "--dataset_dir", str(tiny_demo), "--image_size", "32", "--arch", "resnet18",
+                        "--report_dir", str(out_dir), *extra])
 
 
 def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_path, capsys):
@@ -106,7 +107,7 @@ def test_find_cut_cli_writes_table_and_prints_the_bundle_option(tiny_demo, tmp_p
 
 
 def test_finetune_cut_learns_a_visible_signal_and_leaves_the_network_unchanged(quiet_random_init):
-    from medtl_monai.strategies.cut_search import _cached, finetune_cut
+    from medtl_monai.experiments.cut_search import _cached, finetune_cut
 
     torch.manual_seed(0)
     net = TransferClassifier("resnet18", 2, 3, 2)

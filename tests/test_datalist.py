@@ -11,15 +11,17 @@ from pathlib import Path
 import pytest
 from monai.data import load_decathlon_datalist
 
-from medtl_monai.data.datalist import (
+from medtl_monai.data import (
     bimcv_items,
+    check_no_leakage,
     csv_items,
     encode_label,
     infer_class_names,
-    load_class_names,
+    make_splits,
+    patient_split,
+    read_class_names,
     write_datalist,
 )
-from medtl_monai.data.splits import check_no_leakage, make_splits, patient_split
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "make_datalist.py"
 
@@ -91,7 +93,7 @@ class TestPatientSplit:
 
     def test_make_splits_writes_three_different_datalists(self, tmp_path):
         items = make_items()
-        splits = make_splits(items, seeds=(0, 1, 2), out_dir=tmp_path, class_names=["neg", "pos"])
+        splits = make_splits(items, seeds=(0, 1, 2), output_dir=tmp_path, class_names=["neg", "pos"])
         files = sorted(tmp_path.glob("datalist_split*.json"))
         assert [f.name for f in files] == ["datalist_split0.json", "datalist_split1.json", "datalist_split2.json"]
         tests = [sorted(it["id"] for it in s["test"]) for s in splits]
@@ -232,7 +234,7 @@ class TestWriteDatalist:
         loaded = [it for k in ("training", "validation", "test") if doc[k]  # MONAI cannot load an empty list
                   for it in load_decathlon_datalist(path, is_segmentation=False, data_list_key=k)]
         assert sorted(Path(it["image"]).resolve() for it in loaded) == sorted(Path(it["image"]) for it in items)
-        assert load_class_names(path) == ["neg", "pos"]
+        assert read_class_names(path) == ["neg", "pos"]
 
     def test_class_name_inference_and_encoding(self):
         assert infer_class_names(["10", "2", "1"]) == ["1", "2", "10"]
@@ -256,7 +258,7 @@ class TestScript:
     def test_three_splits_from_a_bimcv_tree(self, tmp_path, capsys):
         labels = bimcv_tree(tmp_path)
         code = self.run("--layout", "bimcv", "--root", tmp_path, "--labels", labels, "--modality", "ct",
-                        "--out", tmp_path / "out" / "datalist.json", "--splits", "3", "--seed", "4")
+                        "--datalist", tmp_path / "out" / "datalist.json", "--splits", "3", "--seed", "4")
         assert code == 0
         files = sorted((tmp_path / "out").glob("*.json"))
         assert [f.name for f in files] == [f"datalist_split{k}.json" for k in range(3)]
@@ -266,6 +268,6 @@ class TestScript:
     def test_single_datalist_from_a_csv(self, tmp_path):
         labels = csv_tree(tmp_path)
         assert self.run("--layout", "csv", "--root", tmp_path / "cases", "--labels", labels,
-                        "--out", tmp_path / "dl.json") == 0
+                        "--datalist", tmp_path / "dl.json") == 0
         doc = json.loads((tmp_path / "dl.json").read_text())
         assert doc["num_classes"] == 2 and sum(doc[f"num_{k}"] for k in ("training", "validation", "test")) == 4

@@ -1,9 +1,11 @@
-"""The semi-synthetic demo data set: layout, DICOM/NIfTI agreement, labels, splits, reproducibility, signal."""
+"""The semi-synthetic demo data set (layout, DICOM/NIfTI agreement, labels, splits, reproducibility, signal) and the
+synthetic DICOM writers behind it and behind the reader tests."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import runpy
 import sys
@@ -16,17 +18,30 @@ import pytest
 import SimpleITK as sitk
 import torch
 from monai.data import load_decathlon_datalist
-from monai.transforms import Compose
+from monai.transforms import Compose, LoadImage
 from scipy import ndimage
 
-from medtl_monai.data.demo import CLASS_NAMES, make_demo_dataset, plan_cases
-from medtl_monai.data.phantom import CTGeometry, render_ct, render_xray, sample_anatomy, sample_findings
-from medtl_monai.data.splits import check_no_leakage
+from medtl_monai.data import check_no_leakage
+from medtl_monai.io import DicomSeriesReader, DicomXrayReader
+from medtl_monai.synthetic import CLASS_NAMES, make_demo_dataset, plan_cases
+from medtl_monai.synthetic.dicom import SyntheticVolume, uid, write_ct_series, write_enhanced_ct, write_xray
+from medtl_monai.synthetic.phantom import CTGeometry, render_ct, render_xray, sample_anatomy, sample_findings
 from medtl_monai.transforms import ct_preprocessing, xray_preprocessing
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "make_demo_data.py"
 SPLITS = ("training", "validation", "test")
 KW = {"n_cases": 8, "seed": 3, "second_session_prob": 0.5, "monochrome1_prob": 0.5}
+
+
+def load_series(path) -> torch.Tensor:
+    return LoadImage(reader=DicomSeriesReader(), image_only=True)(str(path))
+
+
+def resaved(path: Path) -> bytes:
+    """The file as pydicom's own ``save_as`` encodes what it reads from it."""
+    buffer = io.BytesIO()
+    pydicom.dcmread(path).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +131,20 @@ class TestDicomMatchesNifti:
         assert [int(h.InstanceNumber) for _, h in by_z] == list(range(40, 0, -1))  # head first
         assert np.allclose(np.diff(sorted(z)), float(ds.SliceThickness))
 
+    def test_ct_series_read_by_dicom_series_reader_equals_nifti_hu(self, demo):
+        for row in label_rows(demo)[:3]:
+            sub, ses = row["id"].split("_")
+            nifti = nib.load(next((demo / sub / ses / "mod-ct").glob("*_ct.nii.gz")))
+            volume = load_series(demo / "dicom" / row["id"] / "CT")
+            assert volume.shape == nifti.shape == (96, 96, 40)
+            np.testing.assert_array_equal(volume.numpy(), np.asarray(nifti.dataobj))  # HU, (x, y, z) both
+            np.testing.assert_allclose(volume.meta["affine"].numpy(), nifti.affine, atol=1e-3)
+
+    def test_files_are_what_pydicom_itself_writes(self, demo):
+        case = demo / "dicom" / label_rows(demo)[0]["id"]
+        for path in [*sorted((case / "CT").glob("*.dcm"))[:3], case / "CR.dcm"]:
+            assert path.read_bytes() == resaved(path), path
+
     def test_cr_equals_nifti_after_photometric_inversion(self, demo):
         seen = set()
         for row in label_rows(demo):
@@ -141,6 +170,64 @@ class TestDicomMatchesNifti:
         xray = json.loads((demo / "datalist_xray.json").read_text())["training"][0]
         out = Compose(xray_preprocessing(load=True))({"image": str(demo / xray["image"])})["image"]
         assert out.shape == (3, 224, 224)
+
+
+class TestDicomWriters:
+    def test_ct_series_written_the_test_way_reads_back_as_its_description(self, tmp_path):
+        series = write_ct_series(tmp_path, n_slices=5, rows=7, columns=9, slope=[1.0, 0.5, 2.0, 1.5, 1.0],
+                                 intercept=-1000.0, seed=3, realistic_header=True,
+                                 orientation=(0.8, 0.6, 0.0, 0.0, 0.0, -1.0))
+        assert isinstance(series, SyntheticVolume) and len(series.files) == 5
+        volume = load_series(tmp_path)
+        np.testing.assert_allclose(volume.numpy(), series.itk_array, rtol=1e-6)
+        np.testing.assert_allclose(volume.meta["affine"].numpy(), series.affine_ras, atol=1e-5)
+        assert volume.meta["SeriesInstanceUID"] == series.series_uid
+        assert all(path.read_bytes() == resaved(path) for path in series.files)  # the fast encoder: standard files
+
+    def test_ct_series_names_instance_numbers_and_header(self, tmp_path):
+        stored = np.arange(24, dtype=np.int16).reshape(4, 3, 2)
+        series = write_ct_series(tmp_path, stored=stored, shuffle=False, instance_numbers=[4, 3, 2, 1],
+                                 file_order=[2, 0, 3, 1], name_prefix="s",
+                                 header={"PatientName": "X^Y", "PatientID": "ID7"})
+        assert [p.name for p in series.files] == ["s0002.dcm", "s0000.dcm", "s0003.dcm", "s0001.dcm"]
+        headers = [pydicom.dcmread(p) for p in series.files]
+        assert [int(h.InstanceNumber) for h in headers] == [4, 3, 2, 1]
+        assert [float(h.SliceLocation) for h in headers] == [5.0, 7.0, 9.0, 11.0]  # origin z 5, 2 mm apart
+        assert {str(h.PatientName) for h in headers} == {"X^Y"} and headers[0].PatientID == "ID7"
+        np.testing.assert_array_equal(load_series(tmp_path).numpy(), series.itk_array)
+
+    def test_same_arguments_give_the_same_bytes(self, tmp_path):
+        a = write_ct_series(tmp_path / "a", n_slices=3, realistic_header=True, seed=5)
+        b = write_ct_series(tmp_path / "b", n_slices=3, realistic_header=True, seed=5)
+        assert [p.name for p in a.files] == [p.name for p in b.files]
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a.files, b.files))
+        assert uid("series", 1) == uid("series", 1) != uid("series", 2)
+
+    @pytest.mark.parametrize("bad", [
+        {"file_order": [0, 0, 1]},
+        {"instance_numbers": [1, 2]},
+        {"offsets": [0.0, 1.0], "stored": np.zeros((3, 2, 2), np.int16)},
+        {"stored": np.zeros((2, 2), np.int16)},
+        {"header": {"NotAKeyword": 1}},
+    ], ids=["file-order", "instance-numbers", "offsets", "stored-2d", "header"])
+    def test_ct_series_rejects_inconsistent_arguments(self, tmp_path, bad):
+        with pytest.raises(ValueError):
+            write_ct_series(tmp_path, **{"n_slices": 3, **bad})
+
+    @pytest.mark.parametrize("bad", [{"photometric": "RGB"}, {"modality": "MR"}, {"stored": np.full((2, 2), 4096)}],
+                             ids=["photometric", "modality", "range"])
+    def test_xray_rejects_what_it_cannot_write(self, tmp_path, bad):
+        with pytest.raises(ValueError):
+            write_xray(tmp_path / "x.dcm", **bad)
+
+    def test_xray_and_enhanced_ct_read_back(self, tmp_path):
+        path = tmp_path / "cr" / "m1.dcm"  # the folder is created
+        stored = write_xray(path, photometric="MONOCHROME1", header={"ViewPosition": "AP"})
+        image = LoadImage(reader=DicomXrayReader(apply_voi=False), image_only=True)(str(path))
+        np.testing.assert_array_equal(image.numpy(), 4095 - stored.T)
+        assert pydicom.dcmread(path).ViewPosition == "AP" and path.read_bytes() == resaved(path)
+        volume = write_enhanced_ct(tmp_path / "enhanced.dcm")
+        np.testing.assert_allclose(load_series(volume.files[0]).numpy(), volume.itk_array)
 
 
 class TestDatalists:
@@ -184,7 +271,7 @@ class TestReproducibility:
 
     def test_script(self, tmp_path, capsys):
         old = sys.argv
-        sys.argv = [str(SCRIPT), "--out", str(tmp_path / "s"), "--n-cases", "2", "--formats", "nifti",
+        sys.argv = [str(SCRIPT), "--output_dir", str(tmp_path / "s"), "--n-cases", "2", "--formats", "nifti",
                     "--modalities", "xray", "--workers", "1"]
         try:
             with pytest.raises(SystemExit) as exit_info:

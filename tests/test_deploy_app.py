@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from _bundle_utils import REPO
-from _integration_utils import TINY_OVERRIDES, bundle_probabilities, integration_python, python_env, trained_tiny_bundle
+from _integration_utils import bundle_probabilities, integration_python, python_env, trained_bundle
 
 pytestmark = pytest.mark.integration  # builds and runs a separate environment
 
@@ -30,7 +30,7 @@ def deploy_python():
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tiny_demo):
-    return trained_tiny_bundle(tmp_path_factory, tiny_demo)
+    return trained_bundle(tmp_path_factory, tiny_demo)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,7 @@ def expected(bundle, tiny_demo, tmp_path_factory):
 
 
 def run_app(python: Path, input_dir: Path, output_dir: Path, bundle: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [str(python), str(REPO / "deploy" / "app.py"), "-i", str(input_dir), "-o", str(output_dir), "-m", str(bundle),
-           "--overrides", json.dumps(TINY_OVERRIDES), *extra]
+    cmd = [str(python), str(REPO / "deploy" / "app.py"), "-i", str(input_dir), "-o", str(output_dir), "-m", str(bundle), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=APP_TIMEOUT, env=python_env(python), cwd=output_dir.parent)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -108,10 +107,10 @@ def test_app_selects_the_ct_series_and_handles_non_square_pixels(deploy_python, 
 def test_app_runs_a_torchscript_model_too(deploy_python, bundle, expected, tiny_demo, tmp_path):
     import torch
 
-    from medtl_monai.export import BundleClassifier
+    from medtl_monai.bundle import BundleModel
 
     ts_path = tmp_path / "model.ts"
-    torch.jit.script(BundleClassifier(bundle, overrides=TINY_OVERRIDES).network).save(str(ts_path))
+    torch.jit.script(BundleModel(bundle).network).save(str(ts_path))
     output_dir = tmp_path / "output"
     run_app(deploy_python, tiny_demo / "dicom" / CASE / "CT", output_dir, bundle, "--model-file", str(ts_path))
     assert json.loads((output_dir / "classification.json").read_text())["model_file"] == str(ts_path)

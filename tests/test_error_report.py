@@ -17,14 +17,14 @@ import pytest
 import torch
 from monai.transforms import Compose
 
-from _bundle_utils import REPO, copy_bundle
-from medtl_monai.bundle import load_split
-from medtl_monai.data import MedicalImageReader
-from medtl_monai.engine import classification_summary
+from _bundle_utils import REPO, copy_bundle, save_untrained_model
+from medtl_monai.data import load_split
+from medtl_monai.evaluation import classification_summary
+from medtl_monai.explain._plots import roc_points
+from medtl_monai.explain.report import error_report, read_predictions
+from medtl_monai.io import MedicalImageReader
 from medtl_monai.networks import TransferClassifier
 from medtl_monai.transforms import xray_preprocessing
-from medtl_monai.visualize._plots import roc_points
-from medtl_monai.visualize.report import error_report, read_predictions
 
 CHROMIUM = Path("/usr/bin/chromium")
 SECRETS = ("Zzyzx^Secretname", "Zzyzx", "Secretname", "PID-8841-SECRET")
@@ -180,15 +180,14 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_cli_writes_the_report_of_a_bundle_evaluation(tiny_demo, tmp_path):
     """scripts/error_report.py on the default (3D CT) bundle: a model and a hand-made evaluation of the test split."""
     bundle = copy_bundle("bimcv_truncated", tmp_path)
-    (bundle / "models").mkdir()
     torch.manual_seed(0)
-    torch.save(TransferClassifier("resnet50", 3, 3, 2, cut=10).state_dict(), bundle / "models" / "model.pt")
+    save_untrained_model(bundle, ["train.json"], image_size=[32, 32, 16])
     (bundle / "eval").mkdir()
     items = load_split(tiny_demo / "datalist.json", "test")
     plan = [(i % 2 == 0, 0.6 + 0.1 * i) for i in range(len(items))]
     _write_predictions(bundle / "eval" / "predictions.csv", items, plan)
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "error_report.py"), "--bundle", str(bundle),
-                           "--n_correct", "1", "--dataset_dir", str(tiny_demo), "--image_size", "[32,32,16]"],
+                           "--n_correct", "1", "--dataset_dir", str(tiny_demo)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="2"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     html = bundle / "eval" / "report" / "report.html"

@@ -11,20 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from _bundle_utils import REPO
-from _integration_utils import TINY_OVERRIDES, bundle_probabilities, trained_tiny_bundle
-from medtl_monai.networks import TransferClassifier
+from _bundle_utils import REPO, trained_bundle
+from _integration_utils import bundle_probabilities
+from medtl_monai.bundle import BundleModel
+from medtl_monai.export import export_bundle_onnx, export_onnx, max_abs_difference
+from medtl_monai.networks import OnnxRuntimeNetwork, TransferClassifier
 
 ort = pytest.importorskip("onnxruntime")
-
-from medtl_monai.export import (  # noqa: E402
-    BundleClassifier,
-    OnnxRuntimeNetwork,
-    bundle_class_names,
-    export_bundle_onnx,
-    export_onnx,
-    max_abs_difference,
-)
 
 ATOL = 1e-4
 NETS = {
@@ -46,7 +39,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tiny_demo):
-    return trained_tiny_bundle(tmp_path_factory, tiny_demo)
+    return trained_bundle(tmp_path_factory, tiny_demo)
 
 
 @pytest.fixture(scope="module")
@@ -113,20 +106,11 @@ def test_export_raises_when_onnx_runtime_disagrees(tmp_path, monkeypatch):
         export_onnx(model, tmp_path / "m.onnx", (1, 1, 32, 32))
 
 
-def test_class_names_come_from_the_metadata_channel_def(tmp_path):
-    assert bundle_class_names(REPO / "bundles" / "bimcv_truncated") == ["negative", "positive"]
-    meta = {"network_data_format": {"outputs": {"pred": {"channel_def": {"1": "b", "0": "a", "2": "c"}}}}}
-    assert bundle_class_names(meta) == ["a", "b", "c"]
-    with pytest.raises(ValueError, match="0..1"):
-        bundle_class_names({"network_data_format": {"outputs": {"pred": {"channel_def": {"0": "a", "2": "c"}}}}})
-    with pytest.raises(ValueError, match="channel_def"):
-        bundle_class_names({"network_data_format": {"outputs": {"pred": {}}}})
-
-
+@pytest.mark.slow
 def test_export_script_then_bundle_inference_on_onnx_runtime_equals_pytorch(bundle, reference, tiny_demo, tmp_path):
     onnx_path = bundle / "models" / "model.onnx"
     onnx_path.unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "export_onnx.py"), str(bundle), "--image_size", "[32,32,16]"],
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "export_onnx.py"), str(bundle)],  # size from the card
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert onnx_path.is_file() and "matches PyTorch" in proc.stderr
@@ -139,25 +123,21 @@ def test_export_script_then_bundle_inference_on_onnx_runtime_equals_pytorch(bund
 
 
 def test_onnx_inference_without_an_export_says_how_to_make_one(bundle, tiny_demo):
-    from monai.bundle import ConfigWorkflow
+    from medtl_monai.bundle import run_workflow
+    from medtl_monai.data import MissingDataError
 
-    from medtl_monai.bundle import MissingDataError
-
-    configs = bundle / "configs"
-    workflow = ConfigWorkflow(config_file=[str(configs / "inference.json"), str(configs / "inference_onnx.json")],
-                              meta_file=str(configs / "metadata.json"), workflow_type="infer",
-                              input_dir=str(tiny_demo / "dicom"), onnx_file="models/none.onnx")
     with pytest.raises(RuntimeError) as info:  # ConfigWorkflow wraps the expression's error
-        workflow.initialize()
+        run_workflow(bundle, ["inference.json", "inference_onnx.json"],
+                     {"input_dir": str(tiny_demo / "dicom"), "onnx_file": "models/none.onnx"}, workflow_type="infer")
     assert isinstance(info.value.__cause__, MissingDataError)
     assert "none.onnx' does not exist: export it first: python scripts/export_onnx.py" in str(info.value.__cause__)
 
 
 @pytest.mark.parametrize("model_file", ["models/model.pt", "models/model.onnx"])
-def test_bundle_classifier_gives_the_bundle_inference_probabilities(bundle, reference, tiny_demo, model_file):
+def test_bundle_model_gives_the_bundle_inference_probabilities(bundle, reference, tiny_demo, model_file):
     if model_file.endswith(".onnx"):
-        export_bundle_onnx(bundle, output="models/model.onnx", overrides=TINY_OVERRIDES)
-    classifier = BundleClassifier(bundle, model_file=model_file, overrides=TINY_OVERRIDES)
+        export_bundle_onnx(bundle, output="models/model.onnx")
+    classifier = BundleModel(bundle, model_file=model_file)
     assert classifier.class_names == ["negative", "positive"]
     for case in sorted(reference)[:4]:
         result = classifier(tiny_demo / "dicom" / case)

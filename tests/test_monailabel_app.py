@@ -21,13 +21,12 @@ import pytest
 
 from _bundle_utils import REPO
 from _integration_utils import (
-    TINY_OVERRIDES,
     bundle_probabilities,
     copy_trained,
     free_port,
     integration_python,
     python_env,
-    trained_tiny_bundle,
+    trained_bundle,
 )
 
 ATOL = 1e-4
@@ -113,7 +112,7 @@ def served(label_python, tmp_path_factory, tiny_demo):
     """The monailabel server on a free 127.0.0.1 port with the app (a copy: the server writes model/, logs/, bin/
     into the app folder), a copy of the tiny trained bundle and a datastore of tiny CT volumes; stopped at the end."""
     root = tmp_path_factory.mktemp("monailabel")
-    bundle = copy_trained(trained_tiny_bundle(tmp_path_factory, tiny_demo), root)
+    bundle = copy_trained(trained_bundle(tmp_path_factory, tiny_demo), root)
     app = root / "app"
     shutil.copytree(REPO / "monailabel_app", app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
     studies = root / "studies"
@@ -126,7 +125,7 @@ def served(label_python, tmp_path_factory, tiny_demo):
     log = open(root / "server.log", "w")
     cmd = [str(label_python), "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
            "--host", "127.0.0.1", "--port", str(port), "--conf", "zoo_source", "github",
-           "--conf", "bundles", str(bundle), "--conf", "overrides", json.dumps(TINY_OVERRIDES), "--conf", "device", "cpu"]
+           "--conf", "bundles", str(bundle), "--conf", "device", "cpu"]
     env = python_env(label_python)
     env.update(MONAI_LABEL_DATASTORE_AUTO_RELOAD="false", MONAI_LABEL_AUTH_ENABLE="false")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
@@ -240,9 +239,9 @@ def test_train_turns_datastore_classes_into_the_bundle_datalist_and_infer_uses_t
     assert {i["label"] for i in datalist["validation"]} == {0, 1}
     assert model.stat().st_mtime > before, "training did not write a new models/model.pt"
     # the infer task reloads the new weights: its answer equals the bundle classifier on the new model.pt
-    from medtl_monai.export import BundleClassifier
+    from medtl_monai.bundle import BundleModel
 
     volume = sorted(served["studies"].glob("*.nii.gz"))[0]
     result = request(f"{url}/infer/{bundle.name}?output=json", "POST", fields={"params": "{}"}, files={"file": volume})
-    now = BundleClassifier(bundle, overrides=TINY_OVERRIDES)(volume)
+    now = BundleModel(bundle)(volume)
     assert np.abs(np.subtract(_probs(result), [now["probabilities"][c] for c in now["class_names"]])).max() <= ATOL

@@ -8,15 +8,16 @@ import torch.nn as nn
 
 from medtl_monai.networks import (
     FAMILIES,
+    StemConfig,
     TransferClassifier,
     build_backbone,
     count_parameters,
     get_family,
     inflate_kernel,
+    inflate_state_dict,
     load_backbone_weights,
     truncate_backbone,
 )
-from medtl_monai.networks.families import StemConfig
 
 
 def _cuts(arch: str) -> list:
@@ -26,18 +27,27 @@ def _cuts(arch: str) -> list:
     return [None, *spec.stage_names, inside, spec.blocks[0]]
 
 
+def _pretrained_like(backbone: nn.Module, seed: int = 1) -> nn.Module:
+    """Give a backbone's BatchNorm layers non-trivial statistics and affine values, as trained weights have."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.copy_(torch.randn(module.num_features, generator=g) * 0.1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=g) * 0.5 + 0.75)
+                module.bias.copy_(torch.randn(module.num_features, generator=g) * 0.05)
+    return backbone
+
+
 @pytest.mark.parametrize("arch", sorted(FAMILIES))
-def test_center_inflation_preserves_2d_output_for_every_cut(arch, weights_dir):
+def test_center_inflation_preserves_2d_output_for_every_cut(arch):
     """A 3D network (center inflation) on an image repeated along depth equals the 2D network on the image."""
-    path = weights_dir / get_family(arch).weights_file
     spec = get_family(arch)
     torch.manual_seed(0)
-    b2 = build_backbone(arch, 2, 3)
-    load_backbone_weights(b2, spec, path)
-    # depth strides differ from in-plane ones on purpose; DenseNet's transitions halve depth, so keep more of it
-    stem = StemConfig(depth_kernel=3, depth_stride=2, pool_depth_stride=1 if spec.kind == "densenet" else 2)
-    b3 = build_backbone(arch, 3, 3, stem)
-    load_backbone_weights(b3, spec, path, inflation="center")
+    b2 = _pretrained_like(build_backbone(arch, 2, 3))
+    # depth strides differ from in-plane ones on purpose (the pool keeps depth: DenseNet transitions halve it too)
+    b3 = build_backbone(arch, 3, 3, StemConfig(depth_kernel=3, depth_stride=2, pool_depth_stride=1))
+    b3.load_state_dict(inflate_state_dict(b2.state_dict(), b3.state_dict(), "center"))
     image = torch.randn(2, 3, 64, 64)
     volume = image.unsqueeze(-1).repeat(1, 1, 1, 1, 16)
     for cut in _cuts(arch):
@@ -51,9 +61,24 @@ def test_center_inflation_preserves_2d_output_for_every_cut(arch, weights_dir):
             assert err <= 1e-5, f"{arch} cut={cut} depth {d}: relative error {err:.2e}"
 
 
-def test_classifier_outputs_equal_in_2d_and_3d(weights_dir):
+@pytest.mark.parametrize("arch", ["resnet50", "densenet121"])
+def test_center_inflation_holds_through_a_weights_file(arch, tv_weights):
+    """The same invariance with the weights loaded from a torchvision file (renaming, inflation on load)."""
+    path = tv_weights(arch)
+    spec = get_family(arch)
+    b2, b3 = build_backbone(arch, 2, 3), build_backbone(arch, 3, 3, StemConfig(3, 2, 1))
+    load_backbone_weights(b2, spec, path)
+    load_backbone_weights(b3, spec, path, inflation="center")
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        y2 = truncate_backbone(b2, spec, spec.block_stages[1]).eval()(image)
+        y3 = truncate_backbone(b3, spec, spec.block_stages[1]).eval()(image.unsqueeze(-1).repeat(1, 1, 1, 1, 8))
+    assert torch.allclose(y3[..., 0], y2, atol=1e-5 * y2.abs().max().item())
+
+
+def test_classifier_outputs_equal_in_2d_and_3d(tv_weights):
     """The whole TransferClassifier (head included) keeps the invariance with the default 3D stem."""
-    path = weights_dir / "resnet50-0676ba61.pth"
+    path = tv_weights("resnet50")
     m2 = TransferClassifier("resnet50", 2, 1, 3, cut=11, weights=path).eval()
     m3 = TransferClassifier("resnet50", 3, 1, 3, cut=11, weights=path).eval()
     m3.head.load_state_dict(m2.head.state_dict())
@@ -72,8 +97,8 @@ def test_mean_inflation_sums_to_the_2d_kernel():
     assert torch.equal(center[..., 2], w) and center[..., [0, 1, 3, 4]].abs().sum() == 0
 
 
-def test_mean_inflation_loads_through_the_classifier(weights_dir):
-    path = weights_dir / "resnet18-f37072fd.pth"
+def test_mean_inflation_loads_through_the_classifier(tv_weights):
+    path = tv_weights("resnet18")
     m = TransferClassifier("resnet18", 3, 3, 2, cut="layer2", weights=path, inflation="mean")
     w2 = torch.load(path)["layer1.0.conv1.weight"]
     w3 = m.backbone.layer1[0].conv1.weight
@@ -111,8 +136,8 @@ def test_truncated_parts_are_gone():
     assert model.head.fc.in_features == 1024
 
 
-def test_densenet_cut_keeps_pretrained_sliced_norm(weights_dir):
-    path = weights_dir / "densenet121-a639ec97.pth"
+def test_densenet_cut_keeps_pretrained_sliced_norm(tv_weights):
+    path = tv_weights("densenet121")
     spec = get_family("densenet121")
     full = TransferClassifier("densenet121", 2, 3, 2, weights=path)
     cut = 6 + 12 + 5  # five dense layers into denseblock3
@@ -127,8 +152,8 @@ def test_densenet_cut_keeps_pretrained_sliced_norm(weights_dir):
     assert model.eval()(x).shape == (1, 2)
 
 
-def test_transfusion_slim_rebuilds_top_with_half_channels(weights_dir):
-    path = weights_dir / "resnet50-0676ba61.pth"
+def test_transfusion_slim_rebuilds_top_with_half_channels(tv_weights):
+    path = tv_weights("resnet50")
     model = TransferClassifier("resnet50", 2, 3, 2, weights=path, slim_after="layer3")
     state = torch.load(path)
     assert torch.equal(model.backbone.layer3[5].conv3.weight, state["layer3.5.conv3.weight"])
@@ -137,8 +162,8 @@ def test_transfusion_slim_rebuilds_top_with_half_channels(weights_dir):
     assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 2)
 
 
-def test_input_channel_adaptation_matches_rgb_on_grey_images(weights_dir):
-    path = weights_dir / "resnet18-f37072fd.pth"
+def test_input_channel_adaptation_matches_rgb_on_grey_images(tv_weights):
+    path = tv_weights("resnet18")
     rgb = TransferClassifier("resnet18", 2, 3, 2, cut="layer2", weights=path).eval()
     grey = TransferClassifier("resnet18", 2, 1, 2, cut="layer2", weights=path).eval()
     six = TransferClassifier("resnet18", 2, 6, 2, cut="layer2", weights=path).eval()
@@ -172,7 +197,7 @@ def test_3d_stem_depth_settings_are_applied():
     assert out.shape == (1, 64, 8, 8, 8)
 
 
-def test_default_3d_model_is_small(weights_dir):
+def test_default_3d_model_is_small(tv_weights):
     """The default bundle network (cut=10 with the default stem) keeps under 1/4 of the full inflated parameters."""
     full = TransferClassifier("resnet50", 3, 3, 2)
     cut = TransferClassifier("resnet50", 3, 3, 2, cut=10)

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from medtl_monai.data.proxy_source import PROXY_CLASSES, make_proxy_source, render_proxy_image
-from medtl_monai.engine.proxy_pretraining import pretrain_proxy_backbone
-from medtl_monai.networks import TransferClassifier, backbone_to_torchvision_keys, get_family, torchvision_to_backbone_keys
+from medtl_monai.experiments.proxy_pretraining import pretrain_proxy_backbone
+from medtl_monai.networks import (
+    FAMILIES,
+    TransferClassifier,
+    backbone_to_torchvision_keys,
+    build_backbone,
+    get_family,
+    torchvision_to_backbone_keys,
+)
+from medtl_monai.synthetic.proxy_source import PROXY_CLASSES, make_proxy_source, render_proxy_image
 
 
 def test_proxy_source_is_deterministic_balanced_and_visible():
@@ -37,12 +44,23 @@ def test_backbone_keys_round_trip_to_torchvision(quiet_random_init):
     tv = backbone_to_torchvision_keys(backbone, spec)
     assert "conv1.weight" in tv and "bn1.running_mean" in tv and not any(k.startswith("stem.") for k in tv)
     assert torchvision_to_backbone_keys(tv, spec).keys() == backbone.keys()
-    with pytest.raises(ValueError, match="ResNet"):
-        backbone_to_torchvision_keys({}, get_family("densenet121"))
     with pytest.raises(ValueError, match="head.weight"):
         backbone_to_torchvision_keys({"head.weight": torch.zeros(1)}, spec)
 
 
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_every_family_round_trips_through_torchvision_keys(arch):
+    spec = get_family(arch)
+    state = build_backbone(arch).state_dict()
+    tv = backbone_to_torchvision_keys(state, spec)
+    assert not any(k.startswith("stem.") for k in tv)
+    back = torchvision_to_backbone_keys(tv, spec)
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+    with pytest.raises(ValueError):
+        backbone_to_torchvision_keys({**state, "head.weight": torch.zeros(1)}, spec)
+
+
+@pytest.mark.slow
 def test_proxy_pretraining_learns_and_writes_loadable_torchvision_weights(tmp_path, quiet_random_init):
     out = tmp_path / "resnet18-proxy.pth"
     summary = pretrain_proxy_backbone(out, arch="resnet18", n_images=600, n_val=200, size=48, epochs=3,
@@ -55,5 +73,16 @@ def test_proxy_pretraining_learns_and_writes_loadable_torchvision_weights(tmp_pa
     net = TransferClassifier(arch="resnet18", weights=out, num_classes=3)  # strict loading, ImageNet's code path
     loaded = backbone_to_torchvision_keys(net.backbone.state_dict(), get_family("resnet18"))
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
-    with pytest.raises(ValueError, match="not a ResNet"):
-        pretrain_proxy_backbone(tmp_path / "d.pth", arch="densenet121", n_images=10, n_val=10, epochs=1)
+
+
+def test_densenet_proxy_weights_load_like_torchvision_weights(tmp_path, quiet_random_init):
+    weights_path = tmp_path / "densenet121-proxy.pth"
+    summary = pretrain_proxy_backbone(weights_path, arch="densenet121", n_images=16, n_val=10, size=32, epochs=1,
+                                      batch_size=8, seed=0, progress=False)
+    assert summary["arch"] == "densenet121" and (tmp_path / "densenet121-proxy.pth.json").is_file()
+    saved = torch.load(weights_path, weights_only=True)
+    assert "features.conv0.weight" in saved and "features.norm5.weight" in saved
+    assert not any(k.startswith("classifier.") for k in saved)
+    net = TransferClassifier("densenet121", weights=weights_path, num_classes=2)  # strict loading
+    loaded = backbone_to_torchvision_keys(net.backbone.state_dict(), get_family("densenet121"))
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)

@@ -17,9 +17,8 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from medtl_monai.data import DicomSeriesReader, DicomXrayReader, MedicalImageReader
-from medtl_monai.data.errors import SliceSpacingError
-from medtl_monai.data.synthetic_dicom import lps_to_ras, write_ct_series, write_enhanced_ct, write_xray
+from medtl_monai.io import DicomSeriesReader, DicomXrayReader, MedicalImageReader, SliceSpacingError, lps_ras_flip
+from medtl_monai.synthetic.dicom import write_ct_series, write_enhanced_ct, write_xray
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_file: it goes online
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"
@@ -52,6 +51,11 @@ def sitk_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     affine[:3, :3] = direction @ np.diag(image.GetSpacing())
     affine[:3, 3] = image.GetOrigin()
     return sitk.GetArrayFromImage(image).transpose(2, 1, 0), affine
+
+
+def itk_layout(stack: np.ndarray) -> np.ndarray:
+    """A ``(slices, rows, columns)`` stack in the reader's ``(columns, rows, slices)`` layout."""
+    return stack.transpose(2, 1, 0)
 
 
 # ---------------------------------------------------------------- series geometry and values
@@ -89,7 +93,7 @@ def test_synthetic_series_matches_simpleitk_and_header(tmp_path, orientation):
     np.testing.assert_allclose(ours.numpy(), series.itk_array, atol=1e-3)
     np.testing.assert_allclose(ours.meta["affine"].numpy(), series.affine_lps, atol=1e-4)
     assert ours.meta["space"] == "LPS"
-    np.testing.assert_allclose(load_series(tmp_path).meta["affine"].numpy(), lps_to_ras(affine), atol=1e-4)
+    np.testing.assert_allclose(load_series(tmp_path).meta["affine"].numpy(), lps_ras_flip(affine), atol=1e-4)
 
 
 @pytest.mark.parametrize("orientation", [SAGITTAL, OBLIQUE], ids=["sagittal", "oblique"])
@@ -123,12 +127,37 @@ def test_per_slice_rescale_is_applied_slice_by_slice(tmp_path):
     np.testing.assert_allclose(load_series(tmp_path).numpy(), series.itk_array, rtol=1e-6)
 
 
+def test_values_are_the_stored_values_times_slope_plus_intercept(tmp_path):
+    stored = np.random.default_rng(3).integers(-200, 3000, size=(4, 10, 8), dtype=np.int16)
+    slopes, intercepts = [1.0, 0.5, 2.0, 1.5], [-1024.0, 10.0, -3.5, 0.0]
+    write_ct_series(tmp_path, stored=stored, slope=slopes, intercept=intercepts, shuffle=True, seed=8)
+    expected = np.stack([stored[k] * slopes[k] + intercepts[k] for k in range(4)])  # geometric order
+    np.testing.assert_allclose(load_series(tmp_path).numpy(), itk_layout(expected), rtol=1e-6)
+
+
 def test_returned_volume_is_c_contiguous_float32(tmp_path):
-    write_ct_series(tmp_path, n_slices=11)
+    stored = np.random.default_rng(4).integers(0, 3000, size=(11, 10, 8), dtype=np.int16)
+    write_ct_series(tmp_path, stored=stored)  # slope 1, intercept -1024
     reader = DicomSeriesReader()
     array, meta = reader.get_data(reader.read(tmp_path))
     assert array.dtype == np.float32 and array.flags["C_CONTIGUOUS"]
     np.testing.assert_allclose(meta["spacing"], (0.6, 0.8, 2.0), rtol=1e-6)
+    np.testing.assert_array_equal(array, itk_layout(stored - 1024.0))
+
+
+def test_a_marker_voxel_lies_at_its_dicom_patient_position(tmp_path):
+    stored = np.zeros((5, 10, 8), dtype=np.int16)
+    k, r, c = 3, 7, 2  # slice, row, column of the marker
+    stored[k, r, c] = 1000
+    series = write_ct_series(tmp_path, stored=stored, orientation=OBLIQUE, pixel_spacing=(0.8, 0.6), intercept=0)
+    image = load_series(tmp_path, affine_lps_to_ras=False)
+    index = np.unravel_index(int(image.argmax()), image.shape)
+    assert index == (c, r, k)  # ITK layout: (column, row, slice)
+    # DICOM PS3.3 C.7.6.2.1.1: P = IPP + column * column spacing * row cosines + row * row spacing * column cosines
+    row_cosines, column_cosines = np.array(OBLIQUE[:3]), np.array(OBLIQUE[3:])
+    origin = np.array(pydicom.dcmread(series.files[k]).ImagePositionPatient, dtype=float)  # files: geometric order
+    position = origin + c * 0.6 * row_cosines + r * 0.8 * column_cosines
+    np.testing.assert_allclose(image.meta["affine"].numpy() @ np.array([c, r, k, 1.0]), [*position, 1.0], atol=1e-4)
 
 
 # ---------------------------------------------------------------- several series, gaps
@@ -137,7 +166,7 @@ def test_returned_volume_is_c_contiguous_float32(tmp_path):
 def test_folder_with_two_series_reads_the_largest_and_logs_why(tmp_path, caplog):
     big = write_ct_series(tmp_path, n_slices=7, seed=1, name_prefix="a")
     small = write_ct_series(tmp_path, n_slices=4, seed=2, name_prefix="b", origin=(0, 0, -50))
-    with caplog.at_level(logging.INFO, logger="medtl_monai.data"):
+    with caplog.at_level(logging.INFO, logger="medtl_monai.io"):
         volume = load_series(tmp_path)
     np.testing.assert_allclose(volume.numpy(), big.itk_array)
     assert big.series_uid in caplog.text and "most slices" in caplog.text and small.series_uid in caplog.text
@@ -147,7 +176,7 @@ def test_folder_with_two_series_reads_the_largest_and_logs_why(tmp_path, caplog)
 def test_folder_with_two_series_honours_series_uid(tmp_path, caplog):
     write_ct_series(tmp_path, n_slices=7, seed=1, name_prefix="a")
     small = write_ct_series(tmp_path, n_slices=4, seed=2, name_prefix="b", orientation=SAGITTAL)
-    with caplog.at_level(logging.INFO, logger="medtl_monai.data"):
+    with caplog.at_level(logging.INFO, logger="medtl_monai.io"):
         volume = load_series(tmp_path, series_uid=small.series_uid)
     np.testing.assert_allclose(volume.numpy(), small.itk_array)
     np.testing.assert_allclose(volume.meta["affine"].numpy(), small.affine_ras, atol=1e-5)
@@ -155,6 +184,7 @@ def test_folder_with_two_series_honours_series_uid(tmp_path, caplog):
     reader = DicomSeriesReader()  # per-call override through read(**kwargs)
     array, _ = reader.get_data(reader.read(tmp_path, series_uid=small.series_uid))
     assert array.shape[2] == 4
+    np.testing.assert_allclose(array, small.itk_array)
 
 
 def test_non_dicom_and_non_image_files_in_a_series_folder_are_ignored(tmp_path):
@@ -174,11 +204,17 @@ def test_uneven_spacing_is_an_error_naming_the_folder_and_positions(tmp_path):
 
 
 def test_gap_tolerance_is_a_parameter(tmp_path):
-    write_ct_series(tmp_path, offsets=[0.0, 2.0, 4.0, 8.0, 10.0])
-    assert load_series(tmp_path, gap_tolerance=1.5).shape[2] == 5
+    gapped = write_ct_series(tmp_path, offsets=[0.0, 2.0, 4.0, 8.0, 10.0])
+    tolerated = load_series(tmp_path, gap_tolerance=1.5)
+    assert tolerated.shape[2] == 5
+    np.testing.assert_allclose(tolerated.numpy(), gapped.itk_array)  # every slice, in position order
+    assert float(tolerated.meta["affine"][2, 2]) == pytest.approx(10.0 / 4)  # the mean step spans the stack
     jitter = tmp_path / "jitter"
-    write_ct_series(jitter, offsets=[0.0, 2.004, 3.998, 6.0, 8.003])
-    assert load_series(jitter).shape[2] == 5  # within 1% + 0.01 mm
+    jittered = write_ct_series(jitter, offsets=[0.0, 2.004, 3.998, 6.0, 8.003])
+    image = load_series(jitter)
+    assert image.shape[2] == 5  # within 1% + 0.01 mm
+    np.testing.assert_allclose(image.numpy(), jittered.itk_array)
+    assert float(image.meta["affine"][2, 2]) == pytest.approx(8.003 / 4)
     with pytest.raises(SliceSpacingError):
         load_series(jitter, gap_tolerance=0.0, gap_tolerance_mm=0.001)
 
@@ -225,6 +261,8 @@ def test_colour_wheel_files_decode_close_to_the_rle_reference(name, reference, m
     assert decoded.shape == expected.shape == (100, 100, 3)
     assert decoded.meta["original_channel_dim"] == -1
     assert float((decoded - expected).abs().mean()) <= max_mean_error
+    rgb = pydicom.dcmread(PYDICOM_FILES / reference).pixel_array  # (rows, columns, RGB)
+    np.testing.assert_array_equal(expected.numpy(), rgb.transpose(1, 0, 2))  # the reference itself is exact
 
 
 @pytest.mark.parametrize("name", ["JPGExtended.dcm", "JPEG2000.dcm", "JPEGLSNearLossless_16.dcm", "693_J2KI.dcm"])
@@ -256,6 +294,9 @@ def test_enhanced_ct_with_shared_rescale_and_shuffled_frames(tmp_path):
 def test_enhanced_ct_with_per_frame_rescale(tmp_path):
     volume = write_enhanced_ct(tmp_path / "enhanced.dcm", slopes=[1, 2, 0.5, 1, 3], intercepts=[0, -10, 5, -1024, 7])
     np.testing.assert_allclose(load_series(volume.files[0]).numpy(), volume.itk_array, rtol=1e-6)
+    slopes, intercepts = [1, 2, 0.5, 1, 3], [0, -10, 5, -1024, 7]  # geometric frame order, frames stored shuffled
+    expected = np.stack([volume.stored[k] * slopes[k] + intercepts[k] for k in range(5)])
+    np.testing.assert_allclose(load_series(volume.files[0]).numpy(), itk_layout(expected), rtol=1e-6)
 
 
 def test_rt_dose_grid_matches_itkreader(itk_load):
@@ -310,6 +351,10 @@ def test_real_monochrome1_radiograph_matches_itkreader_without_voi(itk_load):
     np.testing.assert_allclose(ours.meta["affine"].numpy(), np.diag([-0.1, -0.1, 1.0]))
     windowed = load_xray(CR_MONOCHROME1)  # CR: window applied by default
     assert not np.allclose(windowed.numpy(), ours.numpy())
+    ds = pydicom.dcmread(CR_MONOCHROME1)  # 12 bits, slope 0.684, intercept 200, window 1600/2800
+    voi = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+    low, high = 200.0, 4095 * 0.684 + 200.0  # the rescaled range of 12-bit values: the window's output range
+    np.testing.assert_allclose(windowed.numpy(), (low + high - voi).T, rtol=1e-6)  # windowed, then inverted
 
 
 @pytest.mark.parametrize(
@@ -317,12 +362,21 @@ def test_real_monochrome1_radiograph_matches_itkreader_without_voi(itk_load):
     [((0.3, 0.25), (0.15, 0.2), "PixelSpacing", (0.25, 0.3)), (None, (0.15, 0.2), "ImagerPixelSpacing", (0.2, 0.15))],
 )
 def test_xray_spacing_is_kept(tmp_path, pixel_spacing, imager_spacing, source, expected):
-    write_xray(tmp_path / "x.dcm", modality="DX", pixel_spacing=pixel_spacing, imager_pixel_spacing=imager_spacing)
+    stored = write_xray(
+        tmp_path / "x.dcm", modality="DX", pixel_spacing=pixel_spacing, imager_pixel_spacing=imager_spacing
+    )
     image = load_xray(tmp_path / "x.dcm")
     assert image.meta["spacing_source"] == source
     np.testing.assert_allclose(image.meta["spacing"], expected)
     np.testing.assert_allclose(image.meta["affine"].numpy(), np.diag([-expected[0], -expected[1], 1.0]))
     assert image.shape == (10, 12)
+    np.testing.assert_array_equal(image.numpy(), stored.T)
+
+
+def test_xray_values_are_the_stored_values_times_slope_plus_intercept(tmp_path):
+    stored = write_xray(tmp_path / "x.dcm", modality="DX", rescale=(2.5, -100.0))
+    image = load_xray(tmp_path / "x.dcm", apply_voi=False)
+    np.testing.assert_allclose(image.numpy(), stored.T * 2.5 - 100.0, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- dispatch, NIfTI, MONAI integration
@@ -338,9 +392,9 @@ def test_nifti_is_delegated_to_nibabel(name):
 
 
 def test_medical_image_reader_dispatches_on_the_path(tmp_path):
-    write_ct_series(tmp_path / "series", n_slices=3)
+    series = write_ct_series(tmp_path / "series", n_slices=3)
     enhanced = write_enhanced_ct(tmp_path / "enhanced.dcm")
-    write_xray(tmp_path / "cr")  # no suffix: recognised by its DICOM header
+    radiograph = write_xray(tmp_path / "cr")  # no suffix: recognised by its DICOM header
     reader = MedicalImageReader()
     assert isinstance(reader.reader_for(tmp_path / "series"), DicomSeriesReader)
     assert isinstance(reader.reader_for(enhanced.files[0]), DicomSeriesReader)
@@ -350,17 +404,21 @@ def test_medical_image_reader_dispatches_on_the_path(tmp_path):
     assert load(str(tmp_path / "series")).shape == (8, 10, 3)
     assert load(str(enhanced.files[0])).shape == (7, 9, 5)
     assert load(str(tmp_path / "cr")).shape == (10, 12)
+    np.testing.assert_allclose(load(str(tmp_path / "series")).numpy(), series.itk_array)
+    np.testing.assert_allclose(load(str(enhanced.files[0])).numpy(), enhanced.itk_array)
+    np.testing.assert_array_equal(load(str(tmp_path / "cr")).numpy(), radiograph.T)
 
 
 def test_reader_can_be_named_by_dotted_path_as_in_bundle_configs():
-    image = LoadImage(reader="medtl_monai.data.DicomSeriesReader", image_only=True)(str(CT5N))
+    image = LoadImage(reader="medtl_monai.io.DicomSeriesReader", image_only=True)(str(CT5N))
     assert image.shape == (16, 16, 5)
+    np.testing.assert_array_equal(image.numpy(), load_series(CT5N).numpy())
 
 
 def test_loadimaged_batches_through_a_dataloader(tmp_path):
-    data = []
+    data, volumes = [], []
     for k in range(2):
-        write_ct_series(tmp_path / f"s{k}", n_slices=4, seed=k)
+        volumes.append(write_ct_series(tmp_path / f"s{k}", n_slices=4, seed=k))
         data.append({"image": str(tmp_path / f"s{k}")})
     transform = Compose(
         [LoadImaged("image", reader=DicomSeriesReader()), EnsureChannelFirstd("image"), Orientationd("image", "RAS")]
@@ -368,9 +426,15 @@ def test_loadimaged_batches_through_a_dataloader(tmp_path):
     batch = next(iter(DataLoader(Dataset(data, transform), batch_size=2)))
     assert batch["image"].shape == (2, 1, 8, 10, 4)
     assert list(batch["image"].meta["filename_or_obj"]) == [d["image"] for d in data]
+    for k, volume in enumerate(volumes):  # axial LPS storage: RAS reverses the column and row axes
+        np.testing.assert_allclose(batch["image"][k, 0].numpy(), volume.itk_array[::-1, ::-1, :])
 
 
 def test_several_paths_stack_as_channels(tmp_path):
     write_ct_series(tmp_path, n_slices=3)
     image = LoadImage(reader=DicomSeriesReader(), image_only=True)([str(tmp_path), str(tmp_path)])
     assert image.shape == (2, 8, 10, 3)
+    first = write_ct_series(tmp_path / "a", n_slices=3, seed=1)
+    second = write_ct_series(tmp_path / "b", n_slices=3, seed=2)
+    image = LoadImage(reader=DicomSeriesReader(), image_only=True)([str(tmp_path / "a"), str(tmp_path / "b")])
+    np.testing.assert_allclose(image.numpy(), np.stack([first.itk_array, second.itk_array]))  # in path order

@@ -8,17 +8,18 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
-from medtl_monai.engine import TrainingCheckpointer
-from medtl_monai.networks import TransferClassifier
-from medtl_monai.strategies import (
+from medtl_monai.networks import TransferClassifier, init_from_run
+from medtl_monai.training import (
     STRATEGIES,
     StepwiseFineTuning,
     TrainableStagesLogger,
+    TrainingCheckpointer,
     configure,
     frozen_batchnorms,
-    init_from_intermediate,
+    get_strategy,
     network_overrides,
     stage_groups,
+    strategy_network,
     trainable_stages,
 )
 
@@ -92,6 +93,22 @@ def test_network_overrides_change_only_what_the_strategy_needs():
         assert network_overrides(name, **base) == {"cut": 11, "weights": "/w.pth", "slim_after": None}
     with pytest.raises(ValueError, match="choose one of"):
         network_overrides("finetune_all", **base)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_registry_entry_says_what_configure_and_the_network_do(strategy, quiet_random_init):
+    """One registry entry per strategy: the network it builds, whether it freezes (what DDP must know) and whether
+    SWFT drives it are all read from the entry, and agree with what configure() does to a real network."""
+    entry = get_strategy(strategy)
+    net = strategy_network(strategy, arch="resnet18", spatial_dims=2, in_channels=3, num_classes=2, cut="layer3")
+    assert net.cut == ("layer3" if entry.network == "cut" else None)
+    assert (net.slim_after is not None) == (entry.network == "slim")
+    configure(net, strategy, 1e-3)
+    frozen = [s for s, on in trainable_stages(net).items() if not on]
+    assert bool(frozen) == entry.freezes, (strategy, frozen)
+    assert entry.stepwise == (strategy == "swft")
+    swft = StepwiseFineTuning(net, torch.optim.Adam(net.head.parameters()), strategy=strategy)
+    assert swft.enabled == entry.stepwise
 
 
 def test_learning_rates_per_group_are_as_configured():
@@ -243,11 +260,20 @@ def test_two_step_chain_loads_the_intermediate_backbone_exactly_with_a_new_head(
     torch.save(intermediate.state_dict(), tmp_path / "model.pt")
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
     for num_classes in (2, 3):  # same number of classes: the head is new all the same
-        target = init_from_intermediate(_network("swft", cut=None, num_classes=num_classes, seed=2), tmp_path / "model.pt")
+        target = init_from_run(_network("swft", cut=None, num_classes=num_classes, seed=2), tmp_path / "model.pt", head="new")
         state = target.state_dict()
         assert all(torch.equal(state[k], saved[k]) for k in state if k.startswith("backbone."))
         assert state["head.fc.weight"].shape == (num_classes, 512)
         if num_classes == 2:
             assert not torch.equal(state["head.fc.weight"], saved["head.fc.weight"])
-    truncated = init_from_intermediate(_network("truncated", cut=6), tmp_path / "model.pt")  # a cut target fits too
+    truncated = init_from_run(_network("truncated", cut=6), tmp_path / "model.pt", head="new")  # a cut target fits too
     assert all(torch.equal(v, saved[k]) for k, v in truncated.state_dict().items() if k.startswith("backbone."))
+    # "match" keeps the previous head when the classes fit (a finetune of a trained model on new labels) ...
+    kept = init_from_run(_network("full", cut=None, num_classes=2, seed=3), tmp_path / "model.pt", head="match")
+    assert all(torch.equal(v, saved[k]) for k, v in kept.state_dict().items())
+    # ... and starts a new one when they do not
+    fresh = _network("full", cut=None, num_classes=3, seed=3)
+    fresh_head = fresh.head.fc.weight.detach().clone()
+    assert torch.equal(init_from_run(fresh, tmp_path / "model.pt", head="match").head.fc.weight, fresh_head)
+    with pytest.raises(ValueError, match="head policy"):
+        init_from_run(fresh, tmp_path / "model.pt", head="keep")

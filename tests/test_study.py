@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medtl_monai.networks import TransferClassifier
-from medtl_monai.strategies.study import run_study, seeded_splits
+from medtl_monai.experiments.study import run_study, seeded_splits
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundles" / "bimcv_truncated" / "configs"
@@ -21,7 +21,7 @@ TINY = {"arch": "resnet18", "cut": "layer2", "max_epochs": 1, "image_size": 32, 
 def study(tiny_demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
     result = run_study([CONFIGS / "train.json", CONFIGS / "xray.json"], CONFIGS / "evaluate.json",
-                       datalist=tiny_demo / "datalist_xray.json", out_dir=out, strategies=["linear", "truncated"],
+                       datalist=tiny_demo / "datalist_xray.json", output_dir=out, strategies=["linear", "truncated"],
                        seeds=(0, 1, 2), overrides=TINY, repeats=1)
     return result, out
 
@@ -68,8 +68,8 @@ def test_cli_reuses_finished_runs_and_writes_its_benchmark_section(study, tiny_d
     bench = tmp_path / "benchmarks.md"
     bench.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
     args = ["--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'xray.json'}']", "--datalist", str(tiny_demo / "datalist_xray.json"),
-            "--out", str(out), "--strategies", "linear", "truncated", "--repeats", "1", "--benchmarks", str(bench),
-            "--set", *(f"{k}={v}" for k, v in TINY.items())]
+            "--study_dir", str(out), "--strategies", "linear", "truncated", "--repeats", "1", "--benchmarks", str(bench),
+            *(a for k, v in TINY.items() for a in (f"--{k}", str(v)))]
     assert module.main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/run.json")} == stamps  # nothing retrained
     text = bench.read_text()

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
 import torch
 
 from medtl_monai.networks import FAMILIES, TransferClassifier, get_family
-from medtl_monai.networks.families import FamilySpec
 
 from _tv_weights import torchvision_state_dict
 
 
-def test_weights_load_exactly_from_a_torchvision_file(weights_dir):
-    path = weights_dir / "resnet50-0676ba61.pth"
+def test_weights_load_exactly_from_a_torchvision_file(tv_weights):
+    path = tv_weights("resnet50")
     state = torch.load(path)
     model = TransferClassifier("resnet50", 2, 3, 2, cut="layer3", weights=path)
     assert torch.equal(model.backbone.stem.conv.weight, state["conv1.weight"])
@@ -23,8 +23,8 @@ def test_weights_load_exactly_from_a_torchvision_file(weights_dir):
     assert model.weights_source == str(path)
 
 
-def test_densenet_old_style_keys_are_remapped(weights_dir):
-    path = weights_dir / "densenet121-a639ec97.pth"
+def test_densenet_old_style_keys_are_remapped(tv_weights):
+    path = tv_weights("densenet121")
     state = torch.load(path)
     assert "features.denseblock2.denselayer3.norm.2.weight" in state
     model = TransferClassifier("densenet121", 2, 3, 2, weights=path)
@@ -33,27 +33,27 @@ def test_densenet_old_style_keys_are_remapped(weights_dir):
     assert torch.equal(layer.conv1.weight, state["features.denseblock2.denselayer3.conv.1.weight"])
 
 
-def test_imagenet_weights_come_from_the_torch_hub_cache(weights_dir, tmp_path, monkeypatch):
+def test_imagenet_weights_come_from_the_torch_hub_cache(tv_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    (checkpoints / "resnet18-f37072fd.pth").write_bytes((weights_dir / "resnet18-f37072fd.pth").read_bytes())
+    (checkpoints / "resnet18-f37072fd.pth").write_bytes((tv_weights("resnet18")).read_bytes())
     model = TransferClassifier("resnet18", 2, 3, 2, weights="imagenet")
     assert model.weights_source == str(checkpoints / "resnet18-f37072fd.pth")
 
 
-def test_imagenet_download_checks_the_hash(weights_dir, tmp_path, monkeypatch):
+def test_imagenet_download_checks_the_hash(tv_weights, tmp_path, monkeypatch):
     """The real download path (torch.hub with the file name's SHA-256 prefix), fed from a local file:// URL."""
-    source = weights_dir / "resnet18-f37072fd.pth"
+    source = tv_weights("resnet18")
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
     spec = get_family("resnet18")
-    monkeypatch.setitem(FAMILIES, "resnet18", FamilySpec("resnet18", "resnet", spec.blocks, f"resnet18-{digest}.pth"))
+    monkeypatch.setitem(FAMILIES, "resnet18", dataclasses.replace(spec, weights_file=f"resnet18-{digest}.pth"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
     model = TransferClassifier("resnet18", 2, 3, 2, weights="imagenet", weights_url=source.as_uri())
     assert (tmp_path / "home" / "hub" / "checkpoints" / f"resnet18-{digest}.pth").is_file()
     assert torch.equal(model.backbone.stem.conv.weight, torch.load(source)["conv1.weight"])
     # a file whose hash does not match the official prefix is refused and nothing is left in the cache
-    monkeypatch.setitem(FAMILIES, "resnet18", FamilySpec("resnet18", "resnet", spec.blocks, "resnet18-00000000.pth"))
+    monkeypatch.setitem(FAMILIES, "resnet18", dataclasses.replace(spec, weights_file="resnet18-00000000.pth"))
     with pytest.raises(ValueError, match="could not obtain ImageNet weights"):
         TransferClassifier("resnet18", 2, 3, 2, weights="imagenet", weights_url=source.as_uri())
     assert not list((tmp_path / "home" / "hub" / "checkpoints").glob("resnet18-00000000*"))
@@ -89,8 +89,8 @@ def _save(tmp_path, name, state):
     return path
 
 
-def test_weights_of_another_architecture_are_refused(weights_dir):
-    path = weights_dir / "resnet18-f37072fd.pth"
+def test_weights_of_another_architecture_are_refused(tv_weights):
+    path = tv_weights("resnet18")
     with pytest.raises(ValueError) as err:
         TransferClassifier("resnet50", 2, 3, 2, weights=path)
     text = str(err.value)

@@ -1,17 +1,40 @@
-"""Glue that bundle configs call by ``_target_`` / ``$`` expressions: where the bundle is, which data to read,
-and how to place (and initialise) the network. Logic lives here so that tests can reach it; configs only wire."""
+"""Bundles: the only room that opens a bundle. It finds a bundle's root, parses its configs (one loader, one
+override syntax), keeps the model card beside a trained model, and serves a trained model outside
+``monai.bundle run`` (:class:`BundleModel`, used by the error report, the export, MONAI Deploy and MONAI Label).
+"""
 
-from .data import MissingDataError, class_names, folder_cases, load_split, require_file
-from .network import initialize_from_checkpoint, prepare_network
-from .paths import find_bundle_root
+from .card import (
+    CARD_NAME,
+    ModelCard,
+    card_input_kinds,
+    card_network,
+    card_preprocessing,
+    make_model_card,
+    read_model_card,
+)
+from .cli import add_config_argument, parse_args_and_overrides, parse_config_files, parse_overrides
+from .config import config_paths, load_config, metadata_class_names, run_workflow
+from .model import BundleModel
+from .paths import bundle_dir_of, bundle_root, require_file
 
 __all__ = [
-    "MissingDataError",
-    "class_names",
-    "load_split",
-    "folder_cases",
+    "CARD_NAME",
+    "BundleModel",
+    "ModelCard",
+    "add_config_argument",
+    "bundle_dir_of",
+    "bundle_root",
+    "card_input_kinds",
+    "card_network",
+    "card_preprocessing",
+    "config_paths",
+    "load_config",
+    "make_model_card",
+    "metadata_class_names",
+    "parse_args_and_overrides",
+    "parse_config_files",
+    "parse_overrides",
+    "read_model_card",
     "require_file",
-    "initialize_from_checkpoint",
-    "prepare_network",
-    "find_bundle_root",
+    "run_workflow",
 ]

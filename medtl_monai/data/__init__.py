@@ -1,30 +1,30 @@
-"""Data reading and checking: MONAI readers for DICOM/NIfTI, bad-case errors and datalist validation;
-datalists, patient-level splits and the semi-synthetic demo data set."""
+"""Real data as the models see it: datalists (build, write, read), patient-level splits, datalist validation, and
+the cases of a folder for inference. Reads images through :mod:`medtl_monai.io`; never imports the synthetic
+data generators (:mod:`medtl_monai.synthetic`).
+"""
 
-from .errors import BadCaseError, DicomSeriesError, SliceSpacingError, find_bad_case_error
-from .readers import DicomSeriesReader, DicomXrayReader, MedicalImageReader
-from .validate import CheckImage, CheckImaged, validate_datalist
-from .datalist import bimcv_items, csv_items, load_class_names, write_datalist
-from .demo import make_demo_dataset
+from .builders import bimcv_items, csv_items, encode_label, infer_class_names, read_table
+from .cases import INPUT_KINDS, default_input_kinds, folder_cases
+from .datalist import SPLIT_KEYS, MissingDataError, load_split, read_class_names, write_datalist
 from .splits import check_no_leakage, make_splits, patient_split
+from .validate import validate_datalist
 
 __all__ = [
+    "INPUT_KINDS",
+    "SPLIT_KEYS",
+    "MissingDataError",
     "bimcv_items",
-    "csv_items",
-    "load_class_names",
-    "write_datalist",
-    "make_demo_dataset",
     "check_no_leakage",
+    "csv_items",
+    "default_input_kinds",
+    "encode_label",
+    "folder_cases",
+    "infer_class_names",
+    "load_split",
     "make_splits",
     "patient_split",
-    "BadCaseError",
-    "CheckImage",
-    "CheckImaged",
-    "DicomSeriesError",
-    "DicomSeriesReader",
-    "DicomXrayReader",
-    "MedicalImageReader",
-    "SliceSpacingError",
-    "find_bad_case_error",
+    "read_class_names",
+    "read_table",
     "validate_datalist",
+    "write_datalist",
 ]

@@ -134,7 +134,7 @@ def make_splits(
     *,
     seeds: Sequence[int] = (0, 1, 2),
     fractions: Sequence[float] = (0.7, 0.1, 0.2),
-    out_dir: str | PathLike | None = None,
+    output_dir: str | PathLike | None = None,
     class_names: Sequence[str] | None = None,
     prefix: str = "datalist_split",
     **write_kwargs: Any,
@@ -145,7 +145,7 @@ def make_splits(
         items: datalist items.
         seeds: one seed per split.
         fractions: fractions of patients for training, validation, test.
-        out_dir: folder for the JSON files; ``None`` writes nothing.
+        output_dir: folder for the JSON files; ``None`` writes nothing.
         class_names: classes in index order (required to write).
         prefix: file name prefix; the k-th split (k = 0, 1, ...) is ``<prefix><k>.json``.
         write_kwargs: passed to :func:`~medtl_monai.data.datalist.write_datalist` (``modality``, ``multi_label``...).
@@ -154,18 +154,18 @@ def make_splits(
         the splits, in seed order.
 
     Raises:
-        ValueError: if ``out_dir`` is given without ``class_names``, or if a split leaks a patient.
+        ValueError: if ``output_dir`` is given without ``class_names``, or if a split leaks a patient.
     """
-    if out_dir is not None and class_names is None:
+    if output_dir is not None and class_names is None:
         raise ValueError("class_names are required to write datalists")
     extra = dict(write_kwargs.pop("extra", None) or {})
     results = []
     for k, seed in enumerate(seeds):
         split = patient_split(items, fractions=fractions, seed=seed)
         check_no_leakage(split)
-        if out_dir is not None:
+        if output_dir is not None:
             meta = {"split_seed": int(seed), "split_fractions": list(fractions), **extra}
             names = list(class_names or ())
-            write_datalist(Path(out_dir) / f"{prefix}{k}.json", split, class_names=names, extra=meta, **write_kwargs)
+            write_datalist(Path(output_dir) / f"{prefix}{k}.json", split, class_names=names, extra=meta, **write_kwargs)
         results.append(split)
     return results

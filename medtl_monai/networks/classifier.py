@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -71,7 +70,7 @@ class TransferClassifier(nn.Module):
             architecture, missing keys, wrong shapes or channel count, non-finite values), or invalid options.
     """
 
-    __jit_unused_properties__ = ["stage_names"]
+    __jit_unused_properties__ = ["stage_names", "config"]
 
     def __init__(
         self,
@@ -103,7 +102,10 @@ class TransferClassifier(nn.Module):
             pool_depth_stride=int(pool_depth_stride or DEFAULT_3D_STEM.pool_depth_stride),
         )
         self.arch, self.spatial_dims, self.in_channels, self.num_classes = spec.name, spatial_dims, in_channels, num_classes
-        self.cut, self.slim_after = cut, slim_after
+        self.cut, self.slim_after, self.slim_width = cut, slim_after, float(slim_width)
+        self.inflation, self.dropout = inflation, float(dropout)
+        self.stem_depth_kernel, self.stem_depth_stride = stem.depth_kernel, stem.depth_stride
+        self.pool_depth_stride = stem.pool_depth_stride
         backbone = build_backbone(spec.name, spatial_dims, in_channels, stem)
         if str(weights).strip().lower() == CHECKPOINT_WEIGHTS:
             self.weights_source = CHECKPOINT_WEIGHTS
@@ -123,6 +125,26 @@ class TransferClassifier(nn.Module):
             backbone = slim_top(backbone, spec, slim_after, slim_width, spatial_dims)
         self.backbone = truncate_backbone(backbone, spec, cut)
         self.head = ClassificationHead(feature_channels(self.backbone), num_classes, spatial_dims, dropout)
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments that define this architecture (everything but the weights): what a model
+        card saves beside the trained weights, so that ``TransferClassifier(**config, weights="checkpoint")``
+        rebuilds the same network for them."""
+        return {
+            "arch": self.arch,
+            "spatial_dims": int(self.spatial_dims),
+            "in_channels": int(self.in_channels),
+            "num_classes": int(self.num_classes),
+            "cut": self.cut,
+            "inflation": self.inflation,
+            "stem_depth_kernel": int(self.stem_depth_kernel),
+            "stem_depth_stride": int(self.stem_depth_stride),
+            "pool_depth_stride": int(self.pool_depth_stride),
+            "dropout": self.dropout,
+            "slim_after": self.slim_after,
+            "slim_width": self.slim_width,
+        }
 
     @property
     def stage_names(self) -> tuple[str, ...]:

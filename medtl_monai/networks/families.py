@@ -11,20 +11,24 @@ freezing schedules, CAM target layers):
 Residual stages and dense blocks are MONAI's own modules (``monai.networks.nets.ResNet`` / ``DenseNet``), built with
 the arguments that make them torchvision's architectures (stem stride 2, shortcut type "B" without bias), so one
 code path serves 2D and 3D through MONAI's layer factories. Only the stem is built here, so that its depth kernel
-and stride can differ from the in-plane ones for 3D volumes.
+and stride can differ from the in-plane ones for 3D volumes. Everything that differs between the families lives in
+their adapters (:mod:`._resnet`, :mod:`._densenet`), reached through :attr:`FamilySpec.family`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Norm, Pool
-from monai.networks.nets import DenseNet, ResNet
-from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
 
-__all__ = ["FamilySpec", "FAMILIES", "StemConfig", "get_family", "build_backbone", "make_stem"]
+from ._densenet import DENSENET
+from ._family import Family
+from ._resnet import RESNET
+
+__all__ = ["Family", "FamilySpec", "FAMILIES", "StemConfig", "get_family", "build_backbone", "make_stem"]
 
 _URL_BASE = "https://download.pytorch.org/models/"
 
@@ -35,7 +39,7 @@ class FamilySpec:
 
     Attributes:
         name: architecture name, e.g. ``"resnet50"``.
-        kind: ``"resnet"`` or ``"densenet"``.
+        family: the family adapter (:class:`~medtl_monai.networks.Family`) that knows how it is built and cut.
         blocks: residual blocks (ResNet) or dense layers (DenseNet) per stage.
         weights_file: official torchvision file name; its 8 hex digits are the SHA-256 prefix torch.hub checks.
         bottleneck: ResNet only, whether the blocks are bottlenecks (expansion 4).
@@ -44,13 +48,12 @@ class FamilySpec:
     """
 
     name: str
-    kind: str
+    family: Family
     blocks: tuple[int, ...]
     weights_file: str
     bottleneck: bool = False
     growth_rate: int = 32
     init_features: int = 64
-    extra: dict = field(default_factory=dict)
 
     @property
     def weights_url(self) -> str:
@@ -65,33 +68,47 @@ class FamilySpec:
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Names of the backbone stages, bottom to top (``final_norm`` excluded)."""
-        if self.kind == "resnet":
-            return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(self.blocks)))
-        names: list[str] = ["stem"]
-        for i in range(len(self.blocks)):
-            names.append(f"denseblock{i + 1}")
-            if i < len(self.blocks) - 1:
-                names.append(f"transition{i + 1}")
-        return tuple(names)
+        return self.family.stage_names(self)
 
     @property
     def block_stages(self) -> tuple[str, ...]:
         """Stages that hold residual blocks / dense layers, in order (used by layer-level cuts)."""
-        prefix = "layer" if self.kind == "resnet" else "denseblock"
-        return tuple(f"{prefix}{i + 1}" for i in range(len(self.blocks)))
+        return self.family.block_stages(self)
+
+    def stage_groups(self, stages: Sequence[str]) -> list[tuple[str, ...]]:
+        """Group a backbone's stages into the units that strategies freeze and unfreeze together.
+
+        The stem and each block stage start a group; a stage without blocks of its own (a DenseNet's
+        ``transitionK`` or ``final_norm``) joins the group before it, so that a dense block and the normalisation
+        of its output train together. For a ResNet every stage is its own group.
+
+        Args:
+            stages: the stage names of a (possibly truncated) backbone, bottom to top.
+
+        Returns:
+            The groups, bottom to top.
+        """
+        starts = {"stem", *self.block_stages}
+        groups: list[list[str]] = []
+        for name in stages:
+            if not groups or name in starts:
+                groups.append([name])
+            else:
+                groups[-1].append(name)
+        return [tuple(g) for g in groups]
 
 
 FAMILIES: dict[str, FamilySpec] = {
     spec.name: spec
     for spec in (
-        FamilySpec("resnet18", "resnet", (2, 2, 2, 2), "resnet18-f37072fd.pth"),
-        FamilySpec("resnet34", "resnet", (3, 4, 6, 3), "resnet34-b627a593.pth"),
-        FamilySpec("resnet50", "resnet", (3, 4, 6, 3), "resnet50-0676ba61.pth", bottleneck=True),
-        FamilySpec("resnet101", "resnet", (3, 4, 23, 3), "resnet101-63fe2227.pth", bottleneck=True),
-        FamilySpec("resnet152", "resnet", (3, 8, 36, 3), "resnet152-394f9c45.pth", bottleneck=True),
-        FamilySpec("densenet121", "densenet", (6, 12, 24, 16), "densenet121-a639ec97.pth"),
-        FamilySpec("densenet169", "densenet", (6, 12, 32, 32), "densenet169-b2777c0a.pth"),
-        FamilySpec("densenet201", "densenet", (6, 12, 48, 32), "densenet201-c1103571.pth"),
+        FamilySpec("resnet18", RESNET, (2, 2, 2, 2), "resnet18-f37072fd.pth"),
+        FamilySpec("resnet34", RESNET, (3, 4, 6, 3), "resnet34-b627a593.pth"),
+        FamilySpec("resnet50", RESNET, (3, 4, 6, 3), "resnet50-0676ba61.pth", bottleneck=True),
+        FamilySpec("resnet101", RESNET, (3, 4, 23, 3), "resnet101-63fe2227.pth", bottleneck=True),
+        FamilySpec("resnet152", RESNET, (3, 8, 36, 3), "resnet152-394f9c45.pth", bottleneck=True),
+        FamilySpec("densenet121", DENSENET, (6, 12, 24, 16), "densenet121-a639ec97.pth"),
+        FamilySpec("densenet169", DENSENET, (6, 12, 32, 32), "densenet169-b2777c0a.pth"),
+        FamilySpec("densenet201", DENSENET, (6, 12, 48, 32), "densenet201-c1103571.pth"),
     )
 }
 
@@ -164,22 +181,6 @@ def make_stem(spatial_dims: int, in_channels: int, out_channels: int, stem: Stem
     )
 
 
-def _resnet_stages(spec: FamilySpec, spatial_dims: int, widths: tuple[int, ...] = (64, 128, 256, 512)) -> ResNet:
-    """A MONAI ResNet with torchvision's architecture (its stem is replaced by :func:`make_stem`)."""
-    return ResNet(
-        block=ResNetBottleneck if spec.bottleneck else ResNetBlock,
-        layers=list(spec.blocks),
-        block_inplanes=list(widths),
-        spatial_dims=spatial_dims,
-        n_input_channels=3,
-        conv1_t_size=7,
-        conv1_t_stride=2,
-        shortcut_type="B",
-        bias_downsample=False,
-        feed_forward=False,
-    )
-
-
 def build_backbone(arch: str, spatial_dims: int = 2, in_channels: int = 3, stem: StemConfig | None = None) -> nn.Sequential:
     """Build the full (uncut), randomly initialised backbone of a family as a sequence of named stages.
 
@@ -202,22 +203,7 @@ def build_backbone(arch: str, spatial_dims: int = 2, in_channels: int = 3, stem:
     if int(in_channels) < 1:
         raise ValueError(f"in_channels={in_channels!r} must be a positive integer.")
     stages: OrderedDict[str, nn.Module] = OrderedDict(stem=make_stem(spatial_dims, in_channels, 64, stem))
-    if spec.kind == "resnet":
-        net = _resnet_stages(spec, spatial_dims)
-        for name in spec.stage_names[1:]:
-            stages[name] = getattr(net, name)
-    else:
-        net = DenseNet(
-            spatial_dims=spatial_dims,
-            in_channels=3,
-            out_channels=1,
-            init_features=spec.init_features,
-            growth_rate=spec.growth_rate,
-            block_config=spec.blocks,
-        )
-        for name in spec.stage_names[1:]:
-            stages[name] = getattr(net.features, name)
-        stages["final_norm"] = nn.Sequential(OrderedDict(norm=net.features.norm5, act=nn.ReLU(inplace=True)))
+    stages.update(spec.family.build_stages(spec, spatial_dims))
     backbone = nn.Sequential(stages)
     nn.init.kaiming_normal_(backbone.stem.conv.weight, mode="fan_out", nonlinearity="relu")
     return backbone

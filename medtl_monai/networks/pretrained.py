@@ -7,9 +7,10 @@ import os
 
 import torch.nn as nn
 
+from .checkpoint import read_state_dict
 from .families import FamilySpec
 from .inflate import inflate_state_dict
-from .weights import adapt_input_channels, check_finite, read_state_dict, torchvision_to_backbone_keys
+from .weights import adapt_input_channels, check_finite, torchvision_to_backbone_keys
 
 __all__ = ["load_backbone_weights"]
 

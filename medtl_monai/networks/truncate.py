@@ -16,13 +16,12 @@ What is cut is gone: the returned module holds no parameter of the removed stage
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 
-from .families import FamilySpec, _resnet_stages
+from .families import FamilySpec
 
 __all__ = ["parse_cut", "truncate_backbone", "slim_top", "feature_channels"]
 
@@ -68,19 +67,17 @@ def _sliced_norm(norm: nn.Module, channels: int) -> nn.Module:
     return new
 
 
-def _dense_tail(backbone: nn.Sequential, block: int, channels: int) -> nn.Sequential:
-    """Pretrained normalisation that follows dense block ``block``, restricted to ``channels``."""
-    stages = dict(backbone.named_children())
-    source = stages[f"transition{block}"].norm if f"transition{block}" in stages else stages["final_norm"].norm
-    return nn.Sequential(OrderedDict(norm=_sliced_norm(source, channels), act=nn.ReLU(inplace=True)))
-
-
-def _dense_channels(block: nn.Module) -> int:
-    """Channels out of a (possibly shortened) MONAI dense block: input channels plus growth per layer."""
-    layers = list(block.children())
-    first = layers[0].layers.norm1.num_features
-    growth = layers[0].layers.conv2.out_channels
-    return first + growth * len(layers)
+def _tail(stages: dict[str, nn.Module], spec: FamilySpec, block: int, kept_block: nn.Module) -> nn.Module | None:
+    """The normalisation a network cut in or after block stage ``block`` (1-based) ends with, if its family has one:
+    the full network's own ``final_norm`` when nothing of the last block is cut, else the pretrained BatchNorm that
+    follows the block, restricted to the channels the kept part produces (exact: BatchNorm acts per channel)."""
+    norm = spec.family.tail_norm(stages, block)
+    if norm is None:
+        return None
+    if block == len(spec.blocks) and kept_block is stages[spec.block_stages[-1]] and "final_norm" in stages:
+        return stages["final_norm"]
+    sliced = _sliced_norm(norm, spec.family.out_channels(kept_block))
+    return nn.Sequential(OrderedDict(norm=sliced, act=nn.ReLU(inplace=True)))
 
 
 def truncate_backbone(backbone: nn.Sequential, spec: FamilySpec, cut: str | int | None) -> nn.Sequential:
@@ -102,48 +99,43 @@ def truncate_backbone(backbone: nn.Sequential, spec: FamilySpec, cut: str | int 
         return backbone
     stages = OrderedDict(backbone.named_children())
     kept: OrderedDict[str, nn.Module] = OrderedDict()
+    last: tuple[int, nn.Module] | None = None  # (1-based block stage, its kept module) the cut ends in
     if isinstance(cut, str):
         for name in spec.stage_names:
             kept[name] = stages[name]
             if name == cut:
                 break
-        if spec.kind == "densenet" and cut.startswith("denseblock"):
-            k = int(cut.removeprefix("denseblock"))
-            kept["final_norm"] = (
-                stages["final_norm"] if k == len(spec.blocks) else _dense_tail(backbone, k, _dense_channels(stages[cut]))
-            )
-        return nn.Sequential(kept)
-    kept["stem"] = stages["stem"]
-    remaining = cut
-    for i, stage_name in enumerate(spec.block_stages):
-        if remaining == 0:
-            break
-        n = min(remaining, spec.blocks[i])
-        block = stages[stage_name]
-        if n == spec.blocks[i]:
-            kept[stage_name] = block
-        else:
-            children = list(block.named_children())[:n]
-            kept[stage_name] = nn.Sequential(OrderedDict(children))
-        remaining -= n
-        last_stage, last_index = stage_name, i
-        if remaining > 0 and spec.kind == "densenet" and f"transition{i + 1}" in stages:
-            kept[f"transition{i + 1}"] = stages[f"transition{i + 1}"]
-    if spec.kind == "densenet" and cut > 0:
-        if kept[last_stage] is stages[last_stage] and last_index == len(spec.blocks) - 1:
-            kept["final_norm"] = stages["final_norm"]
-        else:
-            kept["final_norm"] = _dense_tail(backbone, last_index + 1, _dense_channels(kept[last_stage]))
+        if cut in spec.block_stages:
+            last = (spec.block_stages.index(cut) + 1, stages[cut])
+    else:
+        remaining = cut
+        block_index = {name: i for i, name in enumerate(spec.block_stages)}
+        for name in spec.stage_names:
+            if name not in block_index:  # the stem, and stages between block stages (DenseNet transitions)
+                if name == "stem" or remaining > 0:
+                    kept[name] = stages[name]
+                continue
+            if remaining == 0:
+                break
+            i = block_index[name]
+            n = min(remaining, spec.blocks[i])
+            kept[name] = stages[name] if n == spec.blocks[i] else nn.Sequential(OrderedDict(list(stages[name].named_children())[:n]))
+            remaining -= n
+            last = (i + 1, kept[name])
+    if last is not None:
+        tail = _tail(stages, spec, *last)
+        if tail is not None:
+            kept["final_norm"] = tail
     return nn.Sequential(kept)
 
 
 def slim_top(backbone: nn.Sequential, spec: FamilySpec, after: str, width: float = 0.5, spatial_dims: int = 2) -> nn.Sequential:
-    """TransFusion "slim" variant: keep the (pretrained) stages up to ``after`` and rebuild the following residual
-    stages with ``width`` times their channels, randomly initialised (MONAI's initialisation).
+    """TransFusion "slim" variant: keep the (pretrained) stages up to ``after`` and rebuild the following stages with
+    ``width`` times their channels, randomly initialised (MONAI's initialisation).
 
     Args:
         backbone: the full backbone (weights loaded).
-        spec: its family; ResNet families only.
+        spec: its family (ResNet families have a slim variant).
         after: last pretrained stage, one of ``layer1`` .. ``layer3``.
         width: channel fraction of the rebuilt stages.
         spatial_dims: 2 or 3.
@@ -152,22 +144,9 @@ def slim_top(backbone: nn.Sequential, spec: FamilySpec, after: str, width: float
         A new backbone.
 
     Raises:
-        ValueError: a DenseNet family, an invalid stage or a width outside (0, 1].
+        ValueError: a family without a slim variant, an invalid stage or a width outside (0, 1].
     """
-    if spec.kind != "resnet":
-        raise ValueError(f"transfusion slim variant is implemented for ResNet families, not arch={spec.name!r}.")
-    stages = spec.stage_names
-    if after not in stages[1:-1]:
-        raise ValueError(f"slim_after={after!r} must be one of {list(stages[1:-1])} for {spec.name}.")
-    if not 0.0 < float(width) <= 1.0:
-        raise ValueError(f"slim_width={width!r} must be in (0, 1].")
-    k = stages.index(after)
-    widths = tuple(w if i + 1 <= k else max(1, int(round(w * width))) for i, w in enumerate((64, 128, 256, 512)))
-    fresh = _resnet_stages(spec, spatial_dims, widths)
-    kept = OrderedDict((name, getattr(backbone, name)) for name in stages[: k + 1])
-    for name in stages[k + 1 :]:
-        kept[name] = getattr(fresh, name)
-    return nn.Sequential(kept)
+    return nn.Sequential(spec.family.slim(spec, OrderedDict(backbone.named_children()), after, width, spatial_dims))
 
 
 def feature_channels(backbone: nn.Sequential) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,17 +19,13 @@ from .families import FamilySpec, get_family
 
 __all__ = [
     "resolve_weights_path",
-    "read_state_dict",
     "torchvision_to_backbone_keys",
+    "backbone_to_torchvision_keys",
     "adapt_input_channels",
     "check_finite",
 ]
 
 logger = logging.getLogger("medtl_monai.networks")
-
-_DENSE_OLD_STYLE = re.compile(r"^(.*denselayer\d+)\.(norm|relu|conv)\.([12])\.(.+)$")
-_DENSE_LAYER = re.compile(r"^(.*denselayer\d+)\.((?:norm|conv)[12]\..+)$")
-_HEAD_PREFIXES = ("fc.", "classifier.")
 
 
 def resolve_weights_path(weights: str | os.PathLike, arch: str, url: str | None = None, download: bool = True) -> Path:
@@ -80,31 +75,6 @@ def resolve_weights_path(weights: str | os.PathLike, arch: str, url: str | None 
     return cached
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict saved with ``torch.save`` (``weights_only=True``), unwrapping ``{"state_dict": ...}``.
-
-    Args:
-        path: file to read.
-
-    Returns:
-        A flat mapping of parameter names to tensors.
-
-    Raises:
-        ValueError: the file cannot be read as a state dict.
-    """
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"weights file {str(path)!r} could not be read as a PyTorch state dict: {err}") from err
-    for wrapper in ("state_dict", "model", "network"):
-        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
-            obj = obj[wrapper]
-            break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors.")
-    return {str(k).removeprefix("module."): v for k, v in obj.items()}
-
-
 def torchvision_to_backbone_keys(state_dict: Mapping[str, torch.Tensor], spec: FamilySpec) -> dict[str, torch.Tensor]:
     """Rename torchvision keys to the keys of :func:`~medtl_monai.networks.families.build_backbone`.
 
@@ -115,59 +85,30 @@ def torchvision_to_backbone_keys(state_dict: Mapping[str, torch.Tensor], spec: F
 
     Args:
         state_dict: torchvision-format state dict.
-        spec: the family it belongs to.
+        spec: the architecture it belongs to.
 
     Returns:
         A new dict with renamed keys.
     """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if key.startswith(_HEAD_PREFIXES):
-            continue
-        if spec.kind == "resnet":
-            new = re.sub(r"^conv1\.", "stem.conv.", key)
-            new = re.sub(r"^bn1\.", "stem.norm.", new)
-        else:
-            new = key.removeprefix("features.")
-            new = re.sub(r"^conv0\.", "stem.conv.", new)
-            new = re.sub(r"^norm0\.", "stem.norm.", new)
-            new = re.sub(r"^norm5\.", "final_norm.norm.", new)
-            old = _DENSE_OLD_STYLE.match(new)
-            if old:
-                new = f"{old.group(1)}.{old.group(2)}{old.group(3)}.{old.group(4)}"
-            layer = _DENSE_LAYER.match(new)
-            if layer:
-                new = f"{layer.group(1)}.layers.{layer.group(2)}"
-        out[new] = value
-    return out
+    return spec.family.from_torchvision(state_dict)
 
 
 def backbone_to_torchvision_keys(state_dict: Mapping[str, torch.Tensor], spec: FamilySpec) -> dict[str, torch.Tensor]:
-    """Rename a ResNet backbone's keys to torchvision's (the inverse of :func:`torchvision_to_backbone_keys`).
-
-    ``stem.conv``/``stem.norm`` become ``conv1``/``bn1``; ``layerN.*`` is unchanged. The result is a weights file
-    that :class:`~medtl_monai.networks.TransferClassifier` (``weights=path``) loads exactly like torchvision's.
+    """Rename a full backbone's keys to torchvision's (the inverse of :func:`torchvision_to_backbone_keys`, new-style
+    DenseNet keys): the result is a weights file that ``TransferClassifier(weights=path)`` loads exactly like
+    torchvision's.
 
     Args:
-        state_dict: a full (uncut, unslimmed) ResNet backbone's state dict.
-        spec: its family.
+        state_dict: a full (uncut, unslimmed) backbone's state dict.
+        spec: its architecture.
 
     Returns:
         A new dict with torchvision keys.
 
     Raises:
-        ValueError: a DenseNet family (not supported) or keys that are not a ResNet backbone's.
+        ValueError: keys that are not a backbone's of that family.
     """
-    if spec.kind != "resnet":
-        raise ValueError(f"backbone_to_torchvision_keys supports ResNet families only, not {spec.name!r}.")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        new = re.sub(r"^stem\.conv\.", "conv1.", key)
-        new = re.sub(r"^stem\.norm\.", "bn1.", new)
-        if not re.match(r"^(conv1|bn1|layer[1-4])\.", new):
-            raise ValueError(f"key {key!r} is not part of a ResNet backbone (stem, layer1..layer4).")
-        out[new] = value
-    return out
+    return spec.family.to_torchvision(state_dict)
 
 
 def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

@@ -9,7 +9,9 @@ Left-right flips are OFF by default for both modalities. The chest is not mirror
 the left, three right lobes against two left, the liver under the right hemidiaphragm), so a flipped image shows a
 situs inversus that never occurs at test time and would mislead any task that depends on laterality. For diffuse,
 bilateral disease such as COVID-19 pneumonia the label survives a flip, so ``flip_lr=True`` is a reasonable option
-there. Vertical (cranio-caudal) flips are never offered.
+there. Vertical (cranio-caudal) flips are never offered for them. Photographs of mucosa or of the retina have no such
+orientation (an endoscope rotates freely), so :func:`rgb_train_augmentation` flips both ways and rotates by quarter
+turns.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from monai.transforms import (
     RandAffined,
     RandFlipd,
     RandGaussianNoised,
+    RandRotate90d,
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
 from monai.utils import ensure_tuple
 
-__all__ = ["ct_train_augmentation", "xray_train_augmentation"]
+__all__ = ["ct_train_augmentation", "rgb_train_augmentation", "xray_train_augmentation"]
 
 
 def _per_dim(value: float | Sequence[float], spatial_dims: int) -> tuple[float, ...]:
@@ -147,3 +150,22 @@ def xray_train_augmentation(
     if noise_std > 0:
         chain.append(RandGaussianNoised(keys, prob=prob, mean=0.0, std=noise_std / input_std))
     return chain
+
+
+def rgb_train_augmentation(keys: KeysCollection = ("image",), *, prob: float = 0.5) -> list[MapTransform]:
+    """Random flips along both axes and quarter-turn rotations, for photographs without a preferred orientation
+    (endoscopy, fundus, dermoscopy), after :func:`~medtl_monai.transforms.rgb_preprocessing`.
+
+    Args:
+        keys: keys of the images.
+        prob: probability of each random transform.
+
+    Returns:
+        the list of random dictionary transforms.
+    """
+    keys = ensure_tuple(keys)
+    return [
+        RandFlipd(keys, prob=prob, spatial_axis=0),
+        RandFlipd(keys, prob=prob, spatial_axis=1),
+        RandRotate90d(keys, prob=prob, max_k=3),
+    ]

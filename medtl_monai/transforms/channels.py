@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 
 import torch
-
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RepeatChannel, Transform
 from monai.utils import TransformBackends

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
 from monai.config import KeysCollection
 from monai.data import ImageReader
 from monai.transforms import (

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
-
 from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_numpy
+from scipy import ndimage
 
 __all__ = ["BodyMask", "LungMask"]
 

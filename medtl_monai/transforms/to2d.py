@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 
-
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, SqueezeDim, Transform
 

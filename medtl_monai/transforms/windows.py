@@ -12,10 +12,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Union
 
 import torch
-
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 from monai.data.meta_obj import get_track_meta
+from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 from monai.utils import TransformBackends, convert_to_tensor
 
 __all__ = ["HU_WINDOWS", "WindowSpec", "resolve_window", "HUWindows", "HUWindowsd"]

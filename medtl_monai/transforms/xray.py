@@ -7,7 +7,6 @@ the bundle-config pattern). Images are ``(C, W, H)`` as MONAI's readers give the
 from __future__ import annotations
 
 import torch
-
 from monai.config import KeysCollection
 from monai.data import ImageReader
 from monai.transforms import (

@@ -3,13 +3,12 @@
 MONAI Label's stock bundle infer task guesses the task type from the bundle folder's name and appends a
 ``Restored`` post-transform (which maps a segmentation mask back to the input space and fails on a vector of class
 scores). This task is typed ``classification``, runs the bundle's own preprocessing, inferer and postprocessing
-(through :class:`medtl_monai.export.BundleClassifier`) and returns the class probabilities with the class names of
+(through :class:`medtl_monai.export.BundleModel`) and returns the class probabilities with the class names of
 the metadata's ``channel_def``. The network is reloaded when the model file changes (after training).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -22,7 +21,7 @@ import torch
 from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import Compose
 
-from medtl_monai.export import BundleClassifier, bundle_class_names
+from medtl_monai.bundle import BundleModel, metadata_class_names, read_model_card
 from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
@@ -32,14 +31,10 @@ __all__ = ["BundleClassificationInfer", "spatial_dims_of"]
 logger = logging.getLogger(__name__)
 
 
-def spatial_dims_of(bundle_dir: str | os.PathLike, config_file: str | Sequence[str] = "configs/inference.json",
-                    default: int = 3) -> int:
-    """The ``spatial_dims`` of a bundle's inference config(s), the last file that sets it winning (``default`` when
-    none sets a plain number)."""
-    value: Any = default
-    for name in [config_file] if isinstance(config_file, str) else config_file:
-        value = json.loads((Path(bundle_dir) / name).read_text()).get("spatial_dims", value)
-    return int(value) if isinstance(value, (int, float)) or str(value).isdigit() else default
+def spatial_dims_of(bundle_dir: str | os.PathLike) -> int:
+    """The ``spatial_dims`` of a bundle's model: from the card of its trained model, else of its training defaults."""
+    bundle = Path(bundle_dir)
+    return int(read_model_card(bundle / "models", bundle).network["spatial_dims"])
 
 
 class BundleClassificationInfer(BasicInferTask):
@@ -68,22 +63,22 @@ class BundleClassificationInfer(BasicInferTask):
         self.model_file, self.config_file = model_file, config_file
         self.overrides = dict(overrides or {})
         self.device = device
-        self._classifier: BundleClassifier | None = None
+        self._classifier: BundleModel | None = None
         self._stamp: float | None = None
         self._lock = threading.Lock()
-        class_names = bundle_class_names(self.bundle_dir)
+        class_names = metadata_class_names(self.bundle_dir)
         super().__init__(
             path=str(self.bundle_dir / model_file),
             network=None,
             type=InferType.CLASSIFICATION,
             labels=list(class_names),
-            dimension=spatial_dims_of(self.bundle_dir, config_file),
+            dimension=spatial_dims_of(self.bundle_dir),
             description=description or f"{self.bundle_dir.name}: class probabilities ({', '.join(class_names)})",
             config={"device": device},
             load_strict=True,
         )
 
-    def classifier(self) -> BundleClassifier:
+    def classifier(self) -> BundleModel:
         """The bundle's inference, (re)built when the model file is new or changed.
 
         Raises:
@@ -96,7 +91,7 @@ class BundleClassificationInfer(BasicInferTask):
         with self._lock:
             if self._classifier is None or stamp != self._stamp:
                 logger.info("loading bundle %s with %s", self.bundle_dir, path)
-                self._classifier = BundleClassifier(self.bundle_dir, config_file=self.config_file, model_file=self.model_file,
+                self._classifier = BundleModel(self.bundle_dir, config_file=self.config_file, model_file=self.model_file,
                                                     overrides=self.overrides, device=self.device)
                 self._stamp = stamp
             return self._classifier

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.labels import classification_items, split_items
-from medtl_monai.export import bundle_class_names
+from medtl_monai.bundle import metadata_class_names
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.train import TrainTask
@@ -50,7 +50,7 @@ class BundleClassificationTrain(TrainTask):
         bundle_dir: the bundle folder (its ``models/`` receives the checkpoints).
         work_dir: folder for datalists and training logs.
         config_file: training config(s) inside the bundle (a list: later files override earlier ones).
-        overrides: bundle config overrides applied to every run (e.g. the inference task's ``image_size``).
+        overrides: bundle config overrides applied to every run (e.g. ``{"batch_size": 4}``).
         description: shown in ``/info``.
     """
 
@@ -66,22 +66,13 @@ class BundleClassificationTrain(TrainTask):
         self.work_dir = Path(work_dir)
         self.config_files = [config_file] if isinstance(config_file, str) else list(config_file)
         self.overrides = dict(overrides or {})
-        self.class_names = bundle_class_names(self.bundle_dir)
+        self.class_names = metadata_class_names(self.bundle_dir)
         self._last: dict[str, Any] = {}
         classes = ", ".join(self.class_names)
         super().__init__(description or f"train {self.bundle_dir.name} ({classes}) on the datastore's labelled images")
 
     def config(self) -> dict[str, Any]:
         return {"max_epochs": 30, "val_split": 0.2, "seed": 0, "fine_tune": True, "timeout": 24 * 3600}
-
-    def _no_resume_override(self) -> dict[str, Any]:
-        """``train#handlers#<i>#resume: false`` for the bundle's ``TrainingCheckpointer``: each MONAI Label run is a
-        new training on the current labels, not the continuation of the last run's epochs."""
-        handlers = json.loads((self.bundle_dir / self.config_files[0]).read_text()).get("train", {}).get("handlers", [])
-        for i, handler in enumerate(handlers):
-            if isinstance(handler, dict) and str(handler.get("_target_", "")).endswith("TrainingCheckpointer"):
-                return {f"train#handlers#{i}#resume": False}
-        return {}
 
     def stats(self) -> dict[str, Any]:
         return dict(self._last)
@@ -101,7 +92,8 @@ class BundleClassificationTrain(TrainTask):
             datalist, splits = self.write_datalist(datastore, float(params["val_split"]), int(params["seed"]))
         except ValueError as err:
             raise MONAILabelException(MONAILabelError.INVALID_INPUT, str(err)) from err
-        overrides = {**self.overrides, **self._no_resume_override(), "datalist": str(datalist),
+        # each MONAI Label run is a new training on the current labels, not the continuation of the last run's epochs
+        overrides = {**self.overrides, "resume": False, "datalist": str(datalist),
                      "max_epochs": int(params["max_epochs"]), "progress_bar": False}
         previous = self.bundle_dir / "models" / "model.pt"
         if str(params["fine_tune"]).lower() in ("true", "1") and previous.is_file():

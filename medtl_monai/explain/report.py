@@ -1,0 +1,247 @@
+"""Error-analysis report of an evaluation: one self-contained HTML page, its PNGs and a CSV for relabelling.
+
+:func:`error_report` reads the evaluation's ``predictions.csv`` (``medtl_monai.evaluation.PredictionWriter``: ``id``,
+``label``, ``prob_<class>``..., ``prediction``) and writes into ``output_dir``::
+
+    report.html       metrics, ROC and precision-recall curves, confusion matrix, calibration plot, every
+                      misclassified case (most confident first) and the most confident correct cases, each with its
+                      image (3D: the axial slice through the CAM peak) and its CAM overlay; images are embedded
+    roc.png, pr.png, confusion.png, calibration.png
+    cases/<id>_image.png, cases/<id>_cam.png
+    relabel.csv       id, label, prediction, probability, misclassified, note (empty, for the reader)
+
+Cases are named by their datalist id only. Nothing from image headers (patient name, patient id, dates) is written:
+the page shows ids, labels, probabilities and pixels. CAMs explain the *predicted* class (why the model said so).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..evaluation import classification_summary
+from . import _html, _plots
+from ._hooks import default_target_layers
+from .cam import GradientCAM, make_cam
+from .overlay import cam_figure, peak_index, save_figure, slice_figure
+from .writer import case_filename
+
+__all__ = ["CaseRow", "read_predictions", "rank_cases", "write_relabel_csv", "error_report"]
+
+logger = logging.getLogger("medtl_monai.explain")
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One evaluated case.
+
+    Attributes:
+        id: datalist id.
+        label: true class index.
+        probs: class probabilities.
+        prediction: predicted class index (at the report's threshold).
+    """
+
+    id: str
+    label: int
+    probs: tuple[float, ...]
+    prediction: int
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the predicted class."""
+        return self.probs[self.prediction]
+
+    @property
+    def correct(self) -> bool:
+        return self.label == self.prediction
+
+
+def _predict(probs: Sequence[float], threshold: float) -> int:
+    return int(probs[1] >= threshold) if len(probs) == 2 else int(np.argmax(probs))
+
+
+def read_predictions(path: str | os.PathLike, threshold: float = 0.5) -> tuple[list[CaseRow], list[str]]:
+    """Read a ``predictions.csv`` and re-derive predictions at ``threshold`` (two classes; else arg-max).
+
+    Args:
+        path: the CSV.
+        threshold: probability of class 1 from which a case is called class 1 (two classes only).
+
+    Returns:
+        ``(labelled rows, class names)``; unlabelled rows (inference) are skipped.
+
+    Raises:
+        ValueError: no ``prob_`` columns, a label that is not a class name, or no labelled row.
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        names = [c[len("prob_"):] for c in fields if c.startswith("prob_")]
+        if len(names) < 2 or "id" not in fields or "label" not in fields:
+            raise ValueError(f"{str(path)!r} is not a predictions file (id, label, prob_<class>... columns).")
+        rows = []
+        for raw in reader:
+            if not raw["label"]:
+                continue
+            if raw["label"] not in names:
+                raise ValueError(f"label {raw['label']!r} of case {raw['id']!r} is not one of the classes {names}.")
+            probs = tuple(float(raw[f"prob_{n}"]) for n in names)
+            rows.append(CaseRow(raw["id"], names.index(raw["label"]), probs, _predict(probs, threshold)))
+    if not rows:
+        raise ValueError(f"{str(path)!r} has no labelled case; the report needs an evaluation, not an inference.")
+    return rows, names
+
+
+def rank_cases(rows: Sequence[CaseRow], n_correct: int = 5) -> tuple[list[CaseRow], list[CaseRow]]:
+    """Every misclassified case, most confident first, and the ``n_correct`` most confident correct cases."""
+    by_confidence = sorted(rows, key=lambda r: (-r.confidence, r.id))
+    return [r for r in by_confidence if not r.correct], [r for r in by_confidence if r.correct][: max(int(n_correct), 0)]
+
+
+def write_relabel_csv(rows: Sequence[CaseRow], class_names: Sequence[str], path: str | os.PathLike) -> Path:
+    """Write ``id, label, prediction, probability (of the prediction), misclassified, note`` for every case,
+    misclassified cases first (most confident first), with an empty ``note`` column to fill in.
+
+    Returns:
+        The path written.
+    """
+    wrong, _ = rank_cases(rows, 0)
+    right = sorted((r for r in rows if r.correct), key=lambda r: (r.confidence, r.id))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "label", "prediction", "probability", "misclassified", "note"])
+        for r in [*wrong, *right]:
+            writer.writerow([r.id, class_names[r.label], class_names[r.prediction], f"{r.confidence:.6f}",
+                             "yes" if not r.correct else "no", ""])
+    return path
+
+
+def _case_pictures(item: Mapping, transform, cam: GradientCAM, class_index: int, folder: Path, channel: int) -> tuple[bytes, bytes]:
+    """Preprocess one case, explain ``class_index`` and save (image, overlay) PNGs; returns their bytes."""
+    data = transform(dict(item))
+    image = data["image"]
+    device = next(cam.nn_module.parameters()).device
+    x = (image.as_tensor() if hasattr(image, "as_tensor") else torch.as_tensor(image))[None].float().to(device)
+    heat = cam.compute(x, class_idx=class_index).cam[0, 0].cpu()
+    affine = getattr(image, "affine", None)
+    stem = case_filename(str(item["id"]))
+    plain = save_figure(slice_figure(image, index=peak_index(heat), affine=affine, channel=channel), folder / f"{stem}_image.png")
+    overlay = save_figure(cam_figure(image, heat, affine=affine, channel=channel, with_image=False), folder / f"{stem}_cam.png")
+    return plain, overlay
+
+
+def _facts(row: CaseRow, names: Sequence[str]) -> str:
+    return (f"label: {names[row.label]} · predicted: {names[row.prediction]} · "
+            f"p({names[row.prediction]}) = {row.confidence:.3f}")
+
+
+def error_report(
+    predictions: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    items: Sequence[Mapping] | None = None,
+    network: nn.Module | None = None,
+    transform=None,
+    threshold: float = 0.5,
+    n_correct: int = 5,
+    max_cases: int | None = None,
+    cam_method: str = "layercam",
+    cam_layers: str | Sequence[str] | None = None,
+    channel: int = 0,
+    title: str = "Error analysis",
+) -> Path:
+    """Write the error-analysis report of an evaluation (see the module docstring for the files).
+
+    Args:
+        predictions: the evaluation's ``predictions.csv``.
+        output_dir: folder for the report (e.g. ``<bundle>/eval/report``).
+        items: datalist items (``id``, ``image``, ...) to find each case's image; ``None``: no pictures.
+        network: the trained classifier (for CAMs); ``None``: no pictures.
+        transform: the evaluation's preprocessing (loads and prepares an item's ``image``).
+        threshold: decision threshold on the probability of class 1 (two classes).
+        n_correct: how many of the most confident correct cases to show.
+        max_cases: show at most this many misclassified cases (all are in the CSV); ``None``: all.
+        cam_method: ``"layercam"`` or ``"gradcam"``.
+        cam_layers: CAM target layers (stage names), fused; ``None``: the network's last two stages (as
+            ``configs/explain.json``).
+        channel: image channel shown (the CT bundle's channel 0 is the lung window).
+        title: page title.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        ValueError: an unreadable predictions file (see :func:`read_predictions`).
+    """
+    out = Path(output_dir)
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    rows, names = read_predictions(predictions, threshold)
+    probs = np.array([r.probs for r in rows])
+    labels = np.array([r.label for r in rows])
+    summary = classification_summary(probs, labels, threshold)
+    matrix = _plots.confusion_matrix(labels, [r.prediction for r in rows], len(names))
+    binary = len(names) == 2
+    scores, targets = (probs[:, 1], labels == 1) if binary else (probs.max(1), probs.argmax(1) == labels)
+    figures = {
+        "roc": _plots.roc_figure(probs, labels, names, summary["auroc"]),
+        "pr": _plots.pr_figure(probs, labels, names, summary["auprc"]),
+        "confusion": _plots.confusion_figure(matrix, names, f"threshold {threshold:g}" if binary else "arg-max"),
+        "calibration": _plots.calibration_figure(scores, targets, f"p({names[1]})" if binary else "confidence"),
+    }
+    pngs = {key: save_figure(fig, out / f"{key}.png") for key, fig in figures.items()}
+    relabel = write_relabel_csv(rows, names, out / "relabel.csv")
+
+    wrong, right = rank_cases(rows, n_correct)
+    shown_wrong = wrong if max_cases is None else wrong[: int(max_cases)]
+    by_id = {str(item["id"]): item for item in (items or []) if "id" in item}
+    cam = None
+    if network is not None and transform is not None:
+        cam = make_cam(cam_method, network, cam_layers or default_target_layers(network, count=2))
+
+    def card(row: CaseRow) -> str:
+        pictures: list[str] = []
+        if cam is not None and row.id in by_id:
+            try:
+                plain, overlay = _case_pictures(by_id[row.id], transform, cam, row.prediction, out / "cases", channel)
+                pictures = [_html.png_img(plain, "image"), _html.png_img(overlay, "CAM overlay")]
+            except Exception as err:  # one unreadable case must not stop the report; the log says why
+                logger.warning("case %s: no pictures (%s)", row.id, type(err).__name__)
+                logger.debug("case %s picture error", row.id, exc_info=True)
+        if not pictures:
+            pictures = [_html.png_img(None, "image and CAM")]
+        return _html.case_card(row.id, _facts(row, names), row.correct, pictures)
+
+    metrics = {
+        "cases": str(len(rows)), "misclassified": str(len(wrong)), "AUROC": f"{summary['auroc']:.3f}",
+        "AUPRC": f"{summary['auprc']:.3f}", "accuracy": f"{summary['accuracy']:.3f}",
+        "sensitivity": f"{summary['sensitivity']:.3f}", "specificity": f"{summary['specificity']:.3f}",
+        "threshold": f"{threshold:g}" if binary else "arg-max",
+    }
+    curves = "".join(f"<figure>{_html.png_img(pngs[k], k)}<figcaption>{k}.png</figcaption></figure>" for k in figures)
+    more = f" (showing the first {len(shown_wrong)})" if len(shown_wrong) < len(wrong) else ""
+    sections = [
+        ("summary", "Summary", _html.metrics_table(metrics)),
+        ("curves", "Curves, confusion matrix and calibration", f'<div class="figures">{curves}</div>'),
+        ("misclassified", f"Misclassified cases: {len(wrong)}{more}, most confident first",
+         f'<div class="cases">{"".join(card(r) for r in shown_wrong)}</div>'),
+        ("correct", f"Most confident correct cases: {len(right)}", f'<div class="cases">{"".join(card(r) for r in right)}</div>'),
+        ("files", "Files", f'<p class="note">Relabelling sheet: <a href="{relabel.name}">{relabel.name}</a> '
+                           "(every case, misclassified first, with an empty note column). CAMs show the evidence for "
+                           "the predicted class; red = strongest.</p>"),
+    ]
+    intro = f"{len(rows)} labelled cases from {Path(predictions).name}; cases are named by datalist id."
+    path = out / "report.html"
+    path.write_text(_html.page(title, sections, intro), encoding="utf-8")
+    logger.info("error report: %s (%d misclassified of %d)", path, len(wrong), len(rows))
+    return path

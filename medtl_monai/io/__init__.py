@@ -1,0 +1,23 @@
+"""Reading medical images: MONAI image readers for DICOM series and multi-frame files, radiographs and NIfTI, the
+errors that name a bad file and its problem, and the checks a loaded image must pass.
+
+The lowest room above ``utils``: it imports no other room of the package.
+"""
+
+from ._dicom import lps_ras_flip
+from .checks import CheckImage, CheckImaged
+from .errors import BadCaseError, DicomSeriesError, SliceSpacingError, find_bad_case_error
+from .readers import DicomSeriesReader, DicomXrayReader, MedicalImageReader
+
+__all__ = [
+    "BadCaseError",
+    "CheckImage",
+    "CheckImaged",
+    "DicomSeriesError",
+    "DicomSeriesReader",
+    "DicomXrayReader",
+    "MedicalImageReader",
+    "SliceSpacingError",
+    "find_bad_case_error",
+    "lps_ras_flip",
+]

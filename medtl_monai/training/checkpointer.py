@@ -1,0 +1,205 @@
+"""Atomic checkpoints for MONAI trainers: the best model by a validation metric (with its model card), the last full
+training state, and automatic resume from it.
+
+A run killed at any moment (``kill -9`` included) leaves every checkpoint either in its previous or its new
+complete state: files are written to a temporary name in the same folder, flushed to disk, then renamed
+(``os.replace`` is atomic on POSIX). Running the same command again resumes from the last completed epoch.
+Every file holds only tensors and plain Python values, so it loads with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from ..networks import read_checkpoint, unwrap
+from ..utils import as_bool
+
+__all__ = ["atomic_torch_save", "atomic_write_text", "is_writer", "TrainingCheckpointer"]
+
+logger = logging.getLogger("medtl_monai.training")
+
+
+def is_writer() -> bool:
+    """Whether this process writes shared files: rank 0 of a process group, or the only process."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write through ``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``.
+
+    Args:
+        obj: what to save.
+        path: destination.
+
+    Returns:
+        The destination path.
+    """
+    return _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically (as :func:`atomic_torch_save`).
+
+    Returns:
+        The destination path.
+    """
+    return _atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+class TrainingCheckpointer:
+    """Save the best model (by an evaluator metric) and the last training state each epoch; resume at start.
+
+    Attach it to the trainer *after* MONAI's ``ValidationHandler`` so that the epoch's validation metrics exist.
+
+    Files in ``ckpt_dir``:
+        - ``best_name`` (default ``model.pt``): the network's state dict at the best validation ``key_metric``
+          (the model zoo's name, read by ``evaluate.json``, ``inference.json`` and ``ckpt_export``);
+        - ``card_name`` (default ``model_card.json``): ``card`` as JSON, written with every new ``best_name`` (what
+          the weights are: the network's settings, its preprocessing, its classes);
+        - ``last_name`` (default ``checkpoint_last.pt``): ``{"network", "optimizer", "lr_scheduler", "epoch",
+          "iteration", "best_metric", "best_epoch", "key_metric"}`` after every epoch, for resuming;
+        - ``final_name`` (default ``model_final.pt``): the network at the end of training.
+
+    Args:
+        ckpt_dir: output folder.
+        network: the model (a ``DistributedDataParallel`` wrapper is unwrapped).
+        optimizer: its optimizer.
+        evaluator: the validation engine whose ``state.metrics[key_metric]`` ranks checkpoints; ``None`` keeps only
+            last/final.
+        key_metric: metric name, e.g. ``"val_auroc"``.
+        lr_scheduler: optional scheduler saved and restored with the rest.
+        mode: ``"max"`` or ``"min"`` for the key metric.
+        resume: whether to resume from ``last_name`` when it exists.
+        card: the model card written beside ``best_name`` (a JSON-ready mapping); ``None`` writes none.
+        best_name, last_name, final_name, card_name: file names.
+
+    Distributed training: every process keeps the same state; only rank 0 (:func:`is_writer`) writes files.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str | os.PathLike,
+        network: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        evaluator: Engine | None = None,
+        key_metric: str = "val_auroc",
+        lr_scheduler: Any = None,
+        mode: str = "max",
+        resume: bool | str = True,
+        best_name: str = "model.pt",
+        last_name: str = "checkpoint_last.pt",
+        final_name: str = "model_final.pt",
+        card: Mapping[str, Any] | None = None,
+        card_name: str = "model_card.json",
+    ) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode={mode!r} must be 'max' or 'min'.")
+        self.ckpt_dir = Path(ckpt_dir)
+        self.network, self.optimizer, self.evaluator, self.lr_scheduler = network, optimizer, evaluator, lr_scheduler
+        self.key_metric, self.mode, self.resume = key_metric, mode, as_bool(resume, "resume")
+        self.best_path = self.ckpt_dir / best_name
+        self.last_path = self.ckpt_dir / last_name
+        self.final_path = self.ckpt_dir / final_name
+        self.card, self.card_path = (dict(card) if card is not None else None), self.ckpt_dir / card_name
+        self.best_metric: float | None = None
+        self.best_epoch = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.load_last)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_epoch)
+        engine.add_event_handler(Events.COMPLETED, self.save_final)
+
+    def _better(self, value: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.best_metric is None:
+            return True
+        return value > self.best_metric if self.mode == "max" else value < self.best_metric
+
+    def state(self, engine: Engine) -> dict:
+        """The resumable training state as plain containers of tensors and numbers."""
+        return {
+            "network": unwrap(self.network).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "epoch": int(engine.state.epoch),
+            "iteration": int(engine.state.iteration),
+            "best_metric": self.best_metric,
+            "best_epoch": int(self.best_epoch),
+            "key_metric": self.key_metric,
+        }
+
+    def _save_best(self) -> None:
+        atomic_torch_save(unwrap(self.network).state_dict(), self.best_path)
+        if self.card is not None:
+            atomic_write_text(json.dumps(self.card, indent=2) + "\n", self.card_path)
+
+    def save_epoch(self, engine: Engine) -> None:
+        """Update the best checkpoint if the epoch's validation improved it, then the last checkpoint."""
+        if not is_writer():
+            return
+        if self.evaluator is not None and self.key_metric in self.evaluator.state.metrics:
+            value = float(self.evaluator.state.metrics[self.key_metric])
+            if self._better(value):
+                self.best_metric, self.best_epoch = value, int(engine.state.epoch)
+                self._save_best()
+                logger.info("epoch %d: new best %s = %.4f, saved %s", engine.state.epoch, self.key_metric, value, self.best_path)
+        atomic_torch_save(self.state(engine), self.last_path)
+
+    def save_final(self, engine: Engine) -> None:
+        """Save the final network, and the best one too when no validation ever ranked one."""
+        if not is_writer():
+            return
+        atomic_torch_save(unwrap(self.network).state_dict(), self.final_path)
+        if self.evaluator is None or not self.best_path.exists():
+            self._save_best()
+        logger.info(
+            "training finished at epoch %d; best %s = %s at epoch %d (%s)",
+            engine.state.epoch, self.key_metric, "n/a" if self.best_metric is None else f"{self.best_metric:.4f}",
+            self.best_epoch, self.best_path,
+        )
+
+    def load_last(self, engine: Engine) -> None:
+        """Restore network, optimizer, scheduler, epoch and best metric from the last checkpoint, if any."""
+        if not self.resume or not self.last_path.exists():
+            return
+        try:
+            ckpt: Mapping = read_checkpoint(self.last_path)
+        except ValueError as err:
+            raise ValueError(f"{err} Delete it to start training afresh.") from err
+        unwrap(self.network).load_state_dict(ckpt["network"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.lr_scheduler is not None and ckpt.get("lr_scheduler") is not None:
+            self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        self.best_metric, self.best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
+        engine.state.epoch = int(ckpt["epoch"])
+        engine.state.iteration = int(ckpt["iteration"])
+        logger.info(
+            "resumed from %s: epoch %d done, best %s = %s", self.last_path, engine.state.epoch, self.key_metric, self.best_metric
+        )
