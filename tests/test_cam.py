@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from monai.transforms import Compose
 
-from _bundle_utils import copy_bundle, overrides, run_bundle, save_untrained_model, workflow
+from _bundle_utils import copy_bundle, save_untrained_model, workflow
 from medtl_monai.data import load_split
 from medtl_monai.explain import (
     CAMWriter,
@@ -235,16 +235,15 @@ def test_cam_nifti_has_the_input_affine_and_shape_2d_and_3d(tiny_demo, tmp_path)
     assert row["nifti"] == "some_CR.dcm_cam.nii.gz"
 
 
-@pytest.mark.slow
-def test_explain_config_writes_cams_of_a_datalist_split(tiny_demo, tmp_path):
-    """The explain command of the docs (train + evaluate + explain configs) through the command line."""
+def test_explain_config_writes_cams_of_a_datalist_split(tiny_demo, tmp_path, monkeypatch):
+    """The explain command of the docs (train + evaluate + explain configs), run in-process from another folder."""
     bundle = copy_bundle("bimcv_truncated", tmp_path)
     save_untrained_model(bundle, ["train.json"], image_size=[32, 32, 16])
-    configs = bundle / "configs"
-    files = ",".join(f"'{configs / n}'" for n in ("train.json", "evaluate.json", "explain.json"))
-    proc = run_bundle(["run", "--config_file", f"[{files}]", *overrides(dataset_dir=tiny_demo, limit_cases=2,
-                                                                        progress_bar=False)], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    workflow(bundle, ["train.json", "evaluate.json", "explain.json"], dataset_dir=str(tiny_demo), limit_cases=2,
+             progress_bar=False)
     cam_dir = bundle / "eval" / "cam"
     with open(cam_dir / "cams.csv") as f:
         rows = list(csv.DictReader(f))
@@ -256,7 +255,7 @@ def test_explain_config_writes_cams_of_a_datalist_split(tiny_demo, tmp_path):
         saved = nib.load(cam_dir / row["nifti"])
         assert saved.shape == (32, 32, 16) and np.allclose(saved.affine, image.affine.numpy(), atol=1e-4)
         assert (cam_dir / row["png"]).is_file()
-    assert not list(tmp_path.glob("eval")), "explain wrote into the current directory"
+    assert not list(cwd.iterdir()), "explain wrote into the current directory"
 
 
 def test_explain_config_on_a_folder_of_xray_dicoms(tiny_demo, tmp_path):
