@@ -15,7 +15,7 @@ The Markdown table goes to ``docs/benchmarks.md`` (section ``bench_data``).
 
 Usage::
 
-    python scripts/bench_data.py --n-series 20 --slices 64 --size 256 --repeats 3
+    python scripts/bench_data.py --n_series 20 --slices 64 --size 256 --repeats 3
 """
 
 from __future__ import annotations
@@ -101,14 +101,14 @@ def run_epoch(dataset) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-series", type=int, default=20)
+    parser.add_argument("--n_series", "--n-series", type=int, default=20)
     parser.add_argument("--slices", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="rows = columns of each slice")
-    parser.add_argument("--out-size", type=int, nargs=3, default=(128, 128, 64), help="Resized spatial_size (x y z)")
+    parser.add_argument("--out_size", "--out-size", type=int, nargs=3, default=(128, 128, 64), help="Resized spatial_size (x y z)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; the median is reported")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--benchmarks", default=str(REPO / "docs" / "benchmarks.md"), help="Markdown file to update")
-    parser.add_argument("--no-benchmarks", action="store_true", help="print the table only")
+    parser.add_argument("--no_benchmarks", "--no-benchmarks", action="store_true", help="print the table only")
     args = parser.parse_args()
     size = tuple(args.out_size)
 
@@ -188,8 +188,8 @@ def main() -> None:
         "",
         f"Machine: {machine_description()}.",
         "",
-        f"Command: `python scripts/bench_data.py --n-series {n} --slices {args.slices} --size {args.size} "
-        f"--out-size {size[0]} {size[1]} {size[2]} --repeats {args.repeats} --seed {args.seed}`",
+        f"Command: `python scripts/bench_data.py --n_series {n} --slices {args.slices} --size {args.size} "
+        f"--out_size {size[0]} {size[1]} {size[2]} --repeats {args.repeats} --seed {args.seed}`",
         "",
         f"Data: {n} synthetic CT series of {args.slices} slices of {args.size}x{args.size} int16 "
         f"({mb:.0f} MiB, written in {write_s:.1f} s), ~100 header elements (2.4 KB) per file incl. a sequence and "

@@ -7,7 +7,7 @@ against parameters. Finished runs are reused when the command is repeated with t
 ``--key value`` pair overrides that key of the bundle's configs for every run, as with ``python -m monai.bundle run``.
 
 Example (the full-scale run of docs/benchmarks.md, 2D X-ray demo):
-    python scripts/make_demo_data.py --output_dir /tmp/demo --n-cases 300 --modalities xray --formats nifti
+    python scripts/make_demo_data.py --output_dir /tmp/demo --n_cases 300 --modalities xray --formats nifti
     python scripts/compare_strategies.py \\
         --config_file "['bundles/bimcv_truncated/configs/train.json','bundles/bimcv_truncated/configs/xray.json']" \\
         --datalist /tmp/demo/datalist_xray.json --study_dir outputs/study \\

@@ -4,7 +4,7 @@ checked against PyTorch with ONNX Runtime (max abs difference <= 1e-4) when it i
 
 Usage:
     python scripts/export_onnx.py bundles/bimcv_truncated [--onnx_path models/model.onnx] [--model_file models/model.pt]
-        [--config_file inference.json] [--batch 1] [--static-batch] [--KEY VALUE ...]
+        [--config_file inference.json] [--batch 1] [--static_batch] [--KEY VALUE ...]
 
 The graph's input size is the one the model was trained at (from its card). Extra ``--KEY VALUE`` pairs override
 config values as on the ``monai.bundle`` command line (e.g. ``--ckpt_dir /path/to/models``). Relative paths are taken
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_file", default=None, help="trained weights (default: model.pt in the config's ckpt_dir)")
     add_config_argument(parser, required=False, default="inference.json")
     parser.add_argument("--batch", type=int, default=1, help="batch size of the example input (default 1)")
-    parser.add_argument("--static-batch", action="store_true", help="fix the batch dimension (default: dynamic)")
+    parser.add_argument("--static_batch", "--static-batch", action="store_true", help="fix the batch dimension (default: dynamic)")
     args, overrides = parse_args_and_overrides(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     path = export_bundle_onnx(args.bundle, output=args.onnx_path, config_file=parse_config_files(args.config_file),

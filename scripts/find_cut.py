@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_argument(parser)
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--report_dir", default="outputs/cut_search", help="folder for cut_search.md / .csv")
     parser.add_argument("--method", choices=list(CUT_SEARCH_METHODS), default="probe",

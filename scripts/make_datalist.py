@@ -33,12 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the (first) split")
     parser.add_argument("--splits", type=int, default=1, help="number of seeded splits (seed, seed+1, ...)")
     parser.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"))
-    parser.add_argument("--class-names", nargs="+", default=None, help="classes in index order (default: sorted)")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--multi-label", action="store_true", help="labels hold several names (a|b or a list)")
+    parser.add_argument("--class_names", "--class-names", nargs="+", default=None, help="classes in index order (default: sorted)")
+    parser.add_argument("--label_column", "--label-column", default="label")
+    parser.add_argument("--multi_label", "--multi-label", action="store_true", help="labels hold several names (a|b or a list)")
     parser.add_argument("--pattern", default="{id}", help="csv layout: case path under --root, e.g. '{id}/CT'")
     parser.add_argument("--views", nargs="+", default=None, help="bimcv X-ray: keep these views, e.g. pa ap")
-    parser.add_argument("--skip-missing", action="store_true", help="skip label rows without an image")
+    parser.add_argument("--skip_missing", "--skip-missing", action="store_true", help="skip label rows without an image")
     args = parser.parse_args(argv)
 
     on_missing = "skip" if args.skip_missing else "error"

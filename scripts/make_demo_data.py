@@ -3,7 +3,7 @@
 
 Example:
     python scripts/make_demo_data.py --output_dir data/demo
-    python scripts/make_demo_data.py --output_dir /tmp/demo_small --n-cases 24 --formats nifti --overwrite
+    python scripts/make_demo_data.py --output_dir /tmp/demo_small --n_cases 24 --formats nifti --overwrite
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True,
                         help="output folder (must be empty or an earlier demo data set)")
-    parser.add_argument("--n-cases", type=int, default=300, help="number of sessions (default 300)")
+    parser.add_argument("--n_cases", "--n-cases", type=int, default=300, help="number of sessions (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--formats", nargs="+", default=["nifti", "dicom"], choices=["nifti", "dicom"])
     parser.add_argument("--modalities", nargs="+", default=["ct", "xray"], choices=["ct", "xray"])

@@ -25,14 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights_path", required=True,
                         help="weights file to write, e.g. /tmp/proxy/resnet50-proxy.pth (+ <file>.json)")
     parser.add_argument("--arch", default="resnet50", help="e.g. resnet50, densenet121 (default resnet50)")
-    parser.add_argument("--n-images", type=int, default=6000, help="training images (default 6000)")
-    parser.add_argument("--n-val", type=int, default=500, help="held-out images for the accuracy (default 500)")
+    parser.add_argument("--n_images", "--n-images", type=int, default=6000, help="training images (default 6000)")
+    parser.add_argument("--n_val", "--n-val", type=int, default=500, help="held-out images for the accuracy (default 500)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

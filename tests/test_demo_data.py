@@ -271,7 +271,7 @@ class TestReproducibility:
 
     def test_script(self, tmp_path, capsys):
         old = sys.argv
-        sys.argv = [str(SCRIPT), "--output_dir", str(tmp_path / "s"), "--n-cases", "2", "--formats", "nifti",
+        sys.argv = [str(SCRIPT), "--output_dir", str(tmp_path / "s"), "--n_cases", "2", "--formats", "nifti",
                     "--modalities", "xray", "--workers", "1"]
         try:
             with pytest.raises(SystemExit) as exit_info:
