@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ._stages import HEAD, check_network, group_name, group_parameters, stage_groups
 from .freeze import freeze_batchnorm, set_trainable
-from .strategies import DEFAULT_LR_DECAY, get_strategy
+from .strategies import DEFAULT_LR_DECAY, STRATEGIES, get_strategy
 
 __all__ = ["check_ddp_allows_freezing", "configure", "param_group"]
 
@@ -90,7 +90,8 @@ def configure(
     if lr <= 0:
         raise ValueError(f"lr={lr!r} must be positive.")
     if stage_lrs and "stage_lrs" not in entry.options:
-        raise ValueError(f"stage_lrs is used by strategy 'discriminative' only, not {entry.name!r}.")
+        users = [s.name for s in STRATEGIES.values() if "stage_lrs" in s.options]
+        raise ValueError(f"stage_lrs is used by strategies {users} only, not {entry.name!r}.")
     groups = stage_groups(net)
     options = {"frozen_stages": frozen_stages, "pretrained_lr_ratio": pretrained_lr_ratio, "stage_lrs": stage_lrs,
                "lr_decay": lr_decay}
