@@ -24,6 +24,7 @@ from medtl_monai.bundle import (
 )
 from medtl_monai.data import MissingDataError
 from medtl_monai.networks import TransferClassifier
+from medtl_monai.training import STRATEGIES
 from medtl_monai.transforms import Preprocessing
 
 
@@ -138,3 +139,19 @@ def test_inference_takes_the_network_and_preprocessing_of_the_model_it_loads(tmp
     assert not inference_keys & model_settings  # declared once, in train.json
     with torch.no_grad():
         assert model.eval()(torch.rand(1, 3, 64, 64)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("bundle_name", ["bimcv_truncated", "two_step_swft"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategys_trained_network_is_rebuilt_from_its_card(bundle_name, strategy, tmp_path, quiet_random_init):
+    """What train.json builds for a strategy (full network, cut, slim top...) is what the card rebuilds for serving:
+    the trained state dict loads strictly into it."""
+    bundle = copy_bundle(bundle_name, tmp_path)
+    train = load_config(bundle, "train.json", {"strategy": strategy, "weights": None, "init_from": None})
+    net = train.get_parsed_content("network_def")
+    card = make_model_card(net, train.get_parsed_content("preprocessing_transforms"), metadata_class_names(bundle))
+    (bundle / "models").mkdir()
+    (bundle / "models" / "model_card.json").write_text(json.dumps(card))
+    served = load_config(bundle, "inference.json").get_parsed_content("network_def")
+    served.load_state_dict(net.state_dict(), strict=True)
+    assert {k: v.shape for k, v in served.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
