@@ -3,11 +3,14 @@
 Run (in the environment made by ``scripts/setup_integration_env.sh deploy``)::
 
     python deploy/app.py -i DICOM_FOLDER -o OUTPUT_FOLDER -m BUNDLE_FOLDER \
-        [--model-file models/model.pt] [--config-file configs/inference.json] [--overrides '{"ckpt_dir": "..."}']
+        [--model-file models/model.pt] [--config-file configs/inference.json] [--overrides '{"ckpt_dir": "..."}'] \
+        [--series-uid SERIES_INSTANCE_UID]
 
 ``-i/-o/-m`` are MONAI Deploy's own (defaults from ``HOLOSCAN_INPUT_PATH``, ``HOLOSCAN_OUTPUT_PATH``,
 ``HOLOSCAN_MODEL_PATH``); ``-m`` is the bundle folder. The other options default to the environment variables
-``MEDTL_MODEL_FILE``, ``MEDTL_CONFIG_FILE``, ``MEDTL_BUNDLE_OVERRIDES`` (JSON) and ``MEDTL_DEVICE``.
+``MEDTL_MODEL_FILE``, ``MEDTL_CONFIG_FILE``, ``MEDTL_BUNDLE_OVERRIDES`` (JSON), ``MEDTL_DEVICE`` and
+``MEDTL_SERIES_UID``. The series classified is the one the bundle's own reader would read from the study's CT series
+(:class:`BundleSeriesSelectorOperator`: most slices, localizers left out, ``--series-uid`` when given).
 Outputs: ``OUTPUT_FOLDER/classification.json`` (class probabilities, chosen label, series identifiers) and a DICOM
 Basic Text SR instance (``*.dcm``) that references the classified study.
 """
@@ -21,22 +24,22 @@ import os
 import sys
 from pathlib import Path
 
+from bundle_classifier_operator import BundleClassifierOperator
 from monai.deploy.conditions import CountCondition
 from monai.deploy.core import AppContext, Application
 from monai.deploy.operators import (
     DICOMDataLoaderOperator,
-    DICOMSeriesSelectorOperator,
     DICOMSeriesToVolumeOperator,
     DICOMTextSRWriterOperator,
     ModelInfo,
 )
-
-from bundle_classifier_operator import BundleClassifierOperator
 from result_writer_operator import ResultJSONWriterOperator
+from series_selector_operator import BundleSeriesSelectorOperator
 
 __all__ = ["CT_SELECTION_RULES", "MedTLClassificationApp", "main"]
 
-#: the first CT series of each study (any description); see DICOMSeriesSelectorOperator for the rule syntax.
+#: the series that qualify: every CT series of the study (any description); see DICOMSeriesSelectorOperator for the
+#: rule syntax. Among them BundleSeriesSelectorOperator chooses by the bundle reader's rule.
 CT_SELECTION_RULES = json.dumps({"selections": [{"name": "CT series", "conditions": {"Modality": "(?i)CT"}}]})
 
 
@@ -46,7 +49,9 @@ class MedTLClassificationApp(Application):
     Args:
         argv: MONAI Deploy's command line (``[python, app.py, -i, ..., -o, ..., -m, ...]``).
         model_file, config_file, overrides, device: see :class:`BundleClassifierOperator`.
-        selection_rules: JSON rules for ``DICOMSeriesSelectorOperator``.
+        selection_rules: JSON rules for ``DICOMSeriesSelectorOperator``: which series qualify.
+        series_uid: SeriesInstanceUID to classify; ``None``: the bundle reader's rule chooses among the qualifying
+            series (most slices, no localizer, ties to the smallest UID).
     """
 
     name = "medtl-classification"
@@ -55,9 +60,9 @@ class MedTLClassificationApp(Application):
 
     def __init__(self, argv: list[str] | None = None, *, model_file: str = "models/model.pt",
                  config_file: str = "configs/inference.json", overrides: dict | None = None, device: str = "cpu",
-                 selection_rules: str = CT_SELECTION_RULES) -> None:
-        self.model_file, self.config_file, self.overrides, self.device = model_file, config_file, overrides or {}, device
-        self.selection_rules = selection_rules
+                 selection_rules: str = CT_SELECTION_RULES, series_uid: str | None = None) -> None:
+        self.model_file, self.config_file, self.device = model_file, config_file, device
+        self.overrides, self.selection_rules, self.series_uid = overrides or {}, selection_rules, series_uid or None
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
         super().__init__(argv or [sys.executable, *sys.argv])
 
@@ -68,7 +73,8 @@ class MedTLClassificationApp(Application):
         self._logger.info("input %s, output %s, bundle %s", input_folder, output_folder, bundle)
 
         loader = DICOMDataLoaderOperator(self, CountCondition(self, 1), input_folder=input_folder, name="dicom_loader")
-        selector = DICOMSeriesSelectorOperator(self, rules=self.selection_rules, name="series_selector")
+        selector = BundleSeriesSelectorOperator(self, rules=self.selection_rules, series_uid=self.series_uid,
+                                                name="series_selector")
         to_volume = DICOMSeriesToVolumeOperator(self, name="series_to_volume")
         classifier = BundleClassifierOperator(self, bundle_path=bundle, model_file=self.model_file,
                                               config_file=self.config_file, overrides=self.overrides,
@@ -95,13 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overrides", default=os.environ.get("MEDTL_BUNDLE_OVERRIDES", "{}"),
                         help="JSON object of bundle config overrides")
     parser.add_argument("--device", default=os.environ.get("MEDTL_DEVICE", "cpu"))
+    parser.add_argument("--series-uid", default=os.environ.get("MEDTL_SERIES_UID") or None,
+                        help="SeriesInstanceUID to classify (default: the series the bundle's reader would choose)")
     ours, rest = parser.parse_known_args(argv[1:])
     overrides = json.loads(ours.overrides)
     if not isinstance(overrides, dict):
         raise SystemExit(f"--overrides must be a JSON object, got {ours.overrides!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = MedTLClassificationApp([sys.executable, argv[0], *rest], model_file=ours.model_file,
-                                 config_file=ours.config_file, overrides=overrides, device=ours.device)
+                                 config_file=ours.config_file, overrides=overrides, device=ours.device,
+                                 series_uid=ours.series_uid)
     app.run()
 
 

@@ -8,6 +8,9 @@ Examples:
     # a folder of DICOM studies labelled by a CSV id,label[,patient_id]
     python scripts/make_datalist.py --layout csv --root data/demo/dicom --labels data/demo/labels.csv \\
         --pattern "{id}/CT" --datalist data/datalist_dicom.json
+    # one sub-folder per class (root/<class>/*.png), patient id from the file name (person12_virus_3 -> person12)
+    python scripts/make_datalist.py --layout folders --root data/chest_xray --modality xray \\
+        --patient_regex "(person\\d+)_" --datalist data/datalist_xray.json
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medtl_monai.data import bimcv_items, csv_items, make_splits, patient_split, write_datalist
+from medtl_monai.data import bimcv_items, csv_items, folder_items, make_splits, patient_split, write_datalist
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, list the items, split them and write the datalist(s); return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layout", required=True, choices=["bimcv", "csv"])
-    parser.add_argument("--root", required=True, help="data set root (BIDS tree, or folder of cases)")
-    parser.add_argument("--labels", required=True, help="labels table (CSV or TSV)")
+    parser.add_argument("--layout", required=True, choices=["bimcv", "csv", "folders"],
+                        help="bimcv: BIDS tree + labels; csv: folder of cases + labels; folders: root/<class>/<images>")
+    parser.add_argument("--root", required=True, help="data set root (BIDS tree, folder of cases, or of class folders)")
+    parser.add_argument("--labels", default=None, help="labels table (CSV or TSV); bimcv and csv layouts")
     parser.add_argument(
         "--datalist", required=True, help="datalist JSON to write; with --splits K > 1, <stem>_split<k>.json beside it"
     )
@@ -39,13 +43,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pattern", default="{id}", help="csv layout: case path under --root, e.g. '{id}/CT'")
     parser.add_argument("--views", nargs="+", default=None, help="bimcv X-ray: keep these views, e.g. pa ap")
     parser.add_argument("--skip_missing", "--skip-missing", action="store_true", help="skip label rows without an image")
+    parser.add_argument("--patient_regex", "--patient-regex", default=None,
+                        help="folders layout: regex whose first group, searched in the image path relative to --root, "
+                             "is the patient id (default: the file stem)")
     args = parser.parse_args(argv)
+    if args.layout != "folders" and args.labels is None:
+        parser.error(f"--labels is required with --layout {args.layout}")
 
     on_missing = "skip" if args.skip_missing else "error"
     if args.layout == "bimcv":
         items, class_names = bimcv_items(args.root, args.labels, modality=args.modality, class_names=args.class_names,
                                          label_column=args.label_column, multi_label=args.multi_label,
                                          views=args.views, on_missing=on_missing)
+    elif args.layout == "folders":
+        items, class_names = folder_items(args.root, modality=args.modality, class_names=args.class_names,
+                                          patient_regex=args.patient_regex)
     else:
         items, class_names = csv_items(args.root, args.labels, pattern=args.pattern, label_column=args.label_column,
                                        class_names=args.class_names, multi_label=args.multi_label,

@@ -73,6 +73,13 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_demo: Path) ->
     return bundle
 
 
+def the_run(bundle: Path) -> Path:
+    """The one run folder of a bundle trained once (``<bundle>/runs/<name>``)."""
+    runs = sorted(p for p in (bundle / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 1, f"expected one run in {bundle / 'runs'}, found {[p.name for p in runs]}"
+    return runs[0]
+
+
 def copy_trained(bundle: Path, dest: Path) -> Path:
     """A copy of a trained bundle holding its configs, ``models/model.pt`` and its model card."""
     target = dest / bundle.name

@@ -1,5 +1,5 @@
-"""Helpers for the export / MONAI Deploy / MONAI Label tests: one tiny trained bundle per session, the separate
-integration environments, the bundle's own inference as the reference, free loopback ports."""
+"""Helpers for the export / MONAI Deploy / MONAI Label / MLflow tracking tests: one tiny trained bundle per session,
+the separate integration environments, the bundle's own inference as the reference, free loopback ports."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 
 from _bundle_utils import REPO, copy_trained, trained_bundle, workflow
+from medtl_monai.bundle import resolve_run
 
-#: seconds allowed for building an integration environment from nothing (measured: 2.5 min deploy, 5 min label)
+#: seconds allowed for building an integration environment from nothing (measured: 2.5 min deploy, 5 min label,
+#: 50 s tracking)
 ENV_BUILD_TIMEOUT = 1800
+#: kinds whose build installs nothing into the project's build folders (no editable install): built in a thread of
+#: their own, beside the others, instead of waiting for them
+INDEPENDENT_BUILDS = frozenset({"tracking"})
 
 # pip's words when the registry cannot give a package: the only build failures that skip instead of fail
 _UNAVAILABLE = re.compile(
@@ -43,19 +48,21 @@ def start_integration_builds(kinds: set[str]) -> None:
     """Build the environments of ``kinds`` one after the other in a background thread, so that the builds (pip
     downloads and unpacking: network and disk, little CPU) overlap with the tests that run before the integration
     tests; :func:`integration_python` waits for its kind. One at a time: two editable installs of the project at once
-    would share its build folders."""
+    would share its build folders. A kind of :data:`INDEPENDENT_BUILDS` (no editable install) builds in a thread of
+    its own."""
     todo = [kind for kind in sorted(kinds) if kind not in _BUILDS]
     for kind in todo:
         _BUILDS[kind] = (threading.Event(), [None, ""])
 
-    def build_all() -> None:
-        for kind in todo:
+    def build_all(kinds_in_turn: list[str]) -> None:
+        for kind in kinds_in_turn:
             event, result = _BUILDS[kind]
             result[:] = _run_build(kind)
             event.set()
 
-    if todo:
-        threading.Thread(target=build_all, name="integration-env-builds", daemon=True).start()
+    queues = [[kind for kind in todo if kind not in INDEPENDENT_BUILDS], *[[k] for k in todo if k in INDEPENDENT_BUILDS]]
+    for queue in filter(None, queues):
+        threading.Thread(target=build_all, args=(queue,), name=f"integration-env-builds-{queue[0]}", daemon=True).start()
 
 
 def _build(kind: str) -> tuple[int, str]:
@@ -90,8 +97,8 @@ def integration_python(kind: str) -> Path:
 def bundle_probabilities(bundle: Path, input_dir: Path, cwd: Path | None = None, extra_configs: list[str] | None = None,
                          **more: object) -> dict[str, list[float]]:
     """The bundle's own inference (``inference.json`` run as ``monai.bundle run`` runs it) on a folder: probabilities
-    by case id, in class order, read back from ``eval/inference/predictions.csv``."""
-    csv_path = bundle / "eval" / "inference" / "predictions.csv"
+    by case id, in class order, read back from ``<run>/eval/inference/predictions.csv`` (the run served)."""
+    csv_path = resolve_run(bundle, more.get("run_name")) / "eval" / "inference" / "predictions.csv"
     csv_path.unlink(missing_ok=True)
     workflow(bundle, ["inference.json", *(extra_configs or [])], "infer", input_dir=str(input_dir), **more)
     with open(csv_path) as f:

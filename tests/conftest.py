@@ -55,7 +55,8 @@ def quiet_random_init():
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """When integration tests are selected, start building their environments in the background right away."""
     kinds = {kind for item in items if item.get_closest_marker("integration")
-             for kind, module in (("deploy", "test_deploy_app"), ("label", "test_monailabel_app")) if module in item.nodeid}
+             for kind, module in (("deploy", "test_deploy_app"), ("label", "test_monailabel_app"),
+                                  ("tracking", "test_tracking")) if module in item.nodeid}
     if kinds and not config.option.collectonly:
         from _integration_utils import start_integration_builds
 

@@ -6,6 +6,8 @@ import csv
 import json
 import logging
 import pickle
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel
@@ -14,6 +16,7 @@ import pydicom
 import pytest
 from monai.data import Dataset
 from monai.transforms import Compose, LoadImage, LoadImaged
+from PIL import Image
 
 from medtl_monai.data import validate_datalist
 from medtl_monai.io import (
@@ -27,7 +30,9 @@ from medtl_monai.io import (
     SliceSpacingError,
     find_bad_case_error,
 )
+from medtl_monai.io.checks import MODALITY_FLAG_KEY
 from medtl_monai.synthetic.dicom import write_ct_series, write_enhanced_ct, write_xray
+from medtl_monai.transforms import Preprocessing
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_file: it goes online
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"
@@ -367,3 +372,84 @@ def test_skip_bad_keeps_everything_when_all_cases_are_good(cases, tmp_path):
     report = tmp_path / "report.json"
     assert validate_datalist(datalist, class_names=CLASSES, skip_bad=True, report_path=report) == datalist
     assert json.loads(report.read_text())["n_bad"] == 0
+
+
+# ---------------------------------------------------------------- the bundle's default preprocessing
+
+
+def _zero_voxel_nifti(path: Path) -> Path:
+    image = nibabel.Nifti1Image(np.random.default_rng(0).random((8, 8, 8)).astype(np.float32), None)
+    image.header["pixdim"][1:4] = 0
+    image.header.set_sform(np.diag([0.0, 0.0, 0.0, 1.0]), code=1)  # nibabel mends pixdim, not the sform
+    image.to_filename(str(path))
+    return path
+
+
+def _picture(path: Path, channels: int) -> Path:
+    shape = (16, 16) if channels == 1 else (16, 16, channels)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(path)
+    return path
+
+
+def _segmentation(path: Path) -> Path:
+    ds = pydicom.dcmread(PYDICOM_FILES / "CT_small.dcm")
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.SegmentationStorage
+    ds.Modality = "SEG"
+    ds.save_as(path)
+    return path
+
+
+def _copy(name: str) -> Callable[[Path], Path]:
+    return lambda path: Path(shutil.copy(PYDICOM_FILES / name, path))
+
+
+#: every kind of bad input of issue 12, how to make it in a folder, and a word its error must hold
+BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "constant_volume": (lambda p: write_nifti(p / "flat.nii.gz", np.full((8, 8, 8), -1000.0)), "constant"),
+    "2d_image": (lambda p: _picture(p / "slice.png", 1), "2D image"),
+    "zero_voxel_sizes": (lambda p: _zero_voxel_nifti(p / "zero.nii.gz"), "voxel sizes"),
+    "one_voxel": (lambda p: write_nifti(p / "one.nii.gz", np.ones((1, 1, 1))), "too small"),
+    "mr_slice": (lambda p: _copy("MR_small.dcm")(p / "mr.dcm"), "modality MR"),
+    "dicom_seg": (lambda p: _segmentation(p / "seg.dcm"), "Segmentation Storage"),
+    "rt_dose": (lambda p: _copy("rtdose.dcm")(p / "dose.dcm"), "RT Dose Storage"),
+    "all_nan": (lambda p: write_nifti(p / "nan.nii.gz", np.full((8, 8, 8), np.nan)), "NaN"),
+    "rescale_slope_0": (lambda p: write_ct_series(p / "slope0", n_slices=3, slope=0.0).files[0].parent, "RescaleSlope 0"),
+    "4d_nifti": (lambda p: write_nifti(p / "time.nii.gz", np.random.default_rng(0).random((8, 8, 8, 3))), "4D file"),
+    "rgb_png": (lambda p: _picture(p / "photo.png", 3), "2D image"),
+    "pixel_spacing_0": (lambda p: write_ct_series(p / "ps0", n_slices=3, pixel_spacing=(0.0, 0.0)).files[0].parent,
+                        "PixelSpacing [0.0, 0.0]"),
+}
+
+
+@pytest.fixture(scope="module")
+def ct_preprocessing_of_train_json() -> Compose:
+    """The CT bundle's ``preprocessing_transforms`` as train.json builds them (a smaller output size: faster)."""
+    return Compose(Preprocessing("ct", spatial_size=[16, 16, 8], pixdim=[3.5, 3.5, 10.0],
+                                 windows=["lung", "mediastinum", "bone"], crop="body"))
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_every_bad_input_is_refused_by_the_bundle_preprocessing_naming_the_file(
+    tmp_path, ct_preprocessing_of_train_json, kind
+):
+    make, words = BAD_INPUTS[kind]
+    path = make(tmp_path)
+    with pytest.raises(RuntimeError) as wrapped:  # MONAI's Compose wraps the BadCaseError
+        ct_preprocessing_of_train_json({"image": str(path)})
+    error = find_bad_case_error(wrapped.value)
+    assert isinstance(error, BadCaseError), wrapped.value
+    assert error.path.startswith(str(path)) and str(path) in str(error), error  # the case, or a file inside it
+    assert words in error.problem, error
+
+
+def test_good_ct_passes_and_a_wrong_modality_is_flagged_in_inference_mode(tmp_path, ct_preprocessing_of_train_json):
+    good = write_ct_series(tmp_path / "ct", n_slices=4).files[0].parent
+    assert ct_preprocessing_of_train_json({"image": str(good)})["image"].shape == (3, 16, 16, 8)
+    mr = _copy("MR_small.dcm")(tmp_path / "mr.dcm")
+    flagging = Preprocessing("xray", size=16, modalities=["CR", "DX"]).with_settings(on_modality_mismatch="flag")
+    out = Compose(flagging)({"image": str(mr)})
+    assert out["image"].shape == (3, 16, 16)
+    assert out[MODALITY_FLAG_KEY] == f"{mr}: modality MR, but the model was trained on CR/DX images"
+    assert flagging.config == {"kind": "xray", "size": 16, "modalities": ["CR", "DX"], "on_modality_mismatch": "flag"}
+    write_xray(tmp_path / "cr.dcm")
+    assert Compose(flagging)({"image": str(tmp_path / "cr.dcm")})[MODALITY_FLAG_KEY] == ""

@@ -16,8 +16,18 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from _bundle_utils import SCHEMA, TINY_CT, copy_bundle, copy_trained, overrides, run_bundle, trained_bundle, workflow
-from medtl_monai.bundle import BundleModel, read_model_card
+from _bundle_utils import (
+    SCHEMA,
+    TINY_CT,
+    copy_bundle,
+    copy_trained,
+    overrides,
+    run_bundle,
+    the_run,
+    trained_bundle,
+    workflow,
+)
+from medtl_monai.bundle import BundleModel, read_model_card, run_names
 from medtl_monai.data import MissingDataError
 from medtl_monai.evaluation import classification_summary
 from medtl_monai.networks import TransferClassifier
@@ -35,21 +45,35 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_mission_command_trains_into_the_bundle_and_writes_the_model_card(trained):
-    models = trained / "models"
-    assert {p.name for p in models.iterdir()} >= {"model.pt", "checkpoint_last.pt", "model_final.pt", "model_card.json"}
+def test_mission_command_trains_into_its_run_folder_and_publishes_the_model_with_its_card(trained):
+    run = the_run(trained)
+    models = run / "models"
+    assert {p.name for p in models.iterdir()} >= {"model.pt", "checkpoint_last.pt", "model_final.pt", "model_card.json",
+                                                  "metrics.json", "data_fingerprint.json"}
     last = torch.load(models / "checkpoint_last.pt", weights_only=True)
     assert last["epoch"] == 2 and set(last) >= {"network", "optimizer", "lr_scheduler", "best_metric"}
     assert torch.load(models / "model.pt", weights_only=True).keys() == last["network"].keys()
-    assert list((trained / "logs").glob("events.out.tfevents.*")), "no TensorBoard log"
+    assert list((run / "logs").glob("events.out.tfevents.*")), "no TensorBoard log"
     assert not list((trained.parent / "cwd").iterdir()), "training wrote into the current directory"
+    assert {p.name for p in trained.iterdir()} == {"configs", "docs", "LICENSE", "models", "runs"}  # nothing else
     log = (trained.parent / "train.log").read_text()
-    assert "RANDOM initialisation" in log and "val_auroc" in log
+    assert "RANDOM initialisation" in log and "val_auroc" in log and f"--run_name {run.name}" in log
     card = read_model_card(models)
     assert card.network == TransferClassifier("resnet50", 3, 3, 2, cut=10, weights="checkpoint").config
     assert card.preprocessing == {"kind": "ct", "spatial_size": [32, 32, 16], "pixdim": [3.5, 3.5, 10.0],
-                                  "windows": ["lung", "mediastinum", "bone"], "crop": "body"}  # the training override
+                                  "windows": ["lung", "mediastinum", "bone"], "crop": "body", "normalize": "none",
+                                  "modalities": ["CT"]}  # the training override
     assert card.class_names == ["negative", "positive"]
+    # published: the bundle's models/model.pt is the run's best model, and its card names the run
+    published = json.loads((trained / "models" / "model_card.json").read_text())
+    assert published["run"] == run.name and published["network"] == card.network
+    assert (trained / "models" / "model.pt").read_bytes() == (models / "model.pt").read_bytes()
+    # traceable: the resolved config and the provenance record of the run
+    config = json.loads((run / "config.json").read_text())
+    assert config["max_epochs"] == 2 and config["image_size"] == [32, 32, 16] and config["bundle_root"] == str(trained)
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["weights"]["kind"] == "random" and provenance["datalist"]["counts"]["training"] > 0
+    assert provenance["config_hash"] == json.loads((models / "metrics.json").read_text())["config_hash"]
 
 
 @pytest.mark.slow
@@ -151,43 +175,70 @@ def test_missing_data_stops_with_a_how_to_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_rerun_resumes(tiny_demo, tmp_path):
-    """A run killed with SIGKILL in the middle of epoch 2 resumes from the epoch-1 checkpoint when run again."""
+def test_kill_9_mid_epoch_then_the_same_command_resumes_the_same_run_and_another_config_is_refused(tiny_demo, tmp_path):
+    """A run killed with SIGKILL in the middle of epoch 2 resumes from the epoch-1 checkpoint when the same command
+    (same --run_name) runs again; resuming it with other settings stops with a message naming both configs."""
     bundle = copy_bundle(NAME, tmp_path)
     train = str(bundle / "configs" / "train.json")
-    args = ["run", "--config_file", train, *overrides(dataset_dir=tiny_demo, max_epochs=3, **TINY_CT)]
+    args = ["run", "--config_file", train, *overrides(dataset_dir=tiny_demo, max_epochs=3, run_name="ttl", **TINY_CT)]
     items = len(json.loads((tiny_demo / "datalist.json").read_text())["training"])
     epoch_length = -(-items // 4)
     kill = (f"$@train#trainer.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED(once={epoch_length + 2}), "
             "lambda engine: os.kill(os.getpid(), 9))")
     proc = run_bundle([*args, "--run", json.dumps([kill, "$@train#trainer.run()"])])
     assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-2000:]
-    last = bundle / "models" / "checkpoint_last.pt"
+    last = bundle / "runs" / "ttl" / "models" / "checkpoint_last.pt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    assert not list((bundle / "models").glob(".*tmp*"))
+    assert not list(last.parent.glob(".*tmp*"))
+    assert not (bundle / "models").exists(), "an unfinished run published a model"
     proc = run_bundle(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "epoch 1 done" in proc.stdout + proc.stderr
     assert "Epoch[1] Complete" not in proc.stdout.replace("SupervisedEvaluator - INFO - Epoch[1]", "")
     assert torch.load(last, weights_only=True)["epoch"] == 3
+    assert [p.name for p in (bundle / "runs").iterdir()] == ["ttl"]  # one run, continued
+    assert json.loads((bundle / "models" / "model_card.json").read_text())["run"] == "ttl"
+    with pytest.raises(RuntimeError) as info:  # the same run name, another learning rate
+        workflow(bundle, ["train.json"], "train", dataset_dir=str(tiny_demo), max_epochs=4, run_name="ttl",
+                 learning_rate=0.001, **TINY_CT)
+    message = str(info.value.__cause__ or info.value)
+    assert str(bundle / "runs" / "ttl" / "config.json") in message and "learning_rate: 0.0001 -> 0.001" in message
+    assert "another --run_name" in message and "--resume false" in message
+    assert torch.load(last, weights_only=True)["epoch"] == 3  # nothing of the run was touched
+    assert json.loads((last.parent.parent / "config.json").read_text())["learning_rate"] == 0.0001
 
 
-def test_xray_variant_trains_ttl2_and_is_evaluated_and_served_with_its_own_settings(tiny_demo, tmp_path):
+def test_a_3d_run_then_the_xray_variant_in_the_same_bundle_are_two_complete_runs(tiny_demo, tmp_path):
+    """The crash of the runs issue: after a 3D training, the X-ray variant in the same bundle used to "resume" the 3D
+    checkpoint. Now each is a run of its own; the X-ray one is evaluated and served with its own settings, and its
+    resolved config trains the same model again."""
     bundle = copy_bundle(NAME, tmp_path)
     common = {"dataset_dir": str(tiny_demo), "batch_size": 4, "val_batch_size": 4, "progress_bar": False}
+    workflow(bundle, ["train.json"], "train", max_epochs=1, image_size=[32, 32, 16], **common)
     workflow(bundle, ["train.json", "xray.json"], "train", max_epochs=1, image_size=64, **common)
-    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    ct_run, xray_run = (bundle / "runs" / name for name in run_names(bundle))
+    assert "_xray_cut11_" in xray_run.name and "xray" not in ct_run.name
+    for run in (ct_run, xray_run):  # both complete
+        assert torch.load(run / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 1
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)  # the X-ray run published last
     assert state["backbone.stem.conv.weight"].dim() == 4  # 2D
     assert max(int(k.split(".")[2]) for k in state if k.startswith("backbone.layer3.")) == 3  # 4 of 6 layer3 blocks
     card = read_model_card(bundle / "models")
     assert card.network["spatial_dims"] == 2 and card.network["cut"] == 11
-    assert card.preprocessing == {"kind": "xray", "size": 64, "channels": 3}
+    assert card.preprocessing == {"kind": "xray", "size": 64, "channels": 3, "normalize": "none",
+                                  "modalities": ["CR", "DX"]}
     workflow(bundle, ["train.json", "xray.json", "evaluate.json"], "eval", **common)  # no --image_size: from the card
     test_ids = [i["id"] for i in json.loads((tiny_demo / "datalist_xray.json").read_text())["test"]]
-    assert sorted(r["id"] for r in _rows(bundle / "eval" / "predictions.csv")) == sorted(test_ids)
+    assert sorted(r["id"] for r in _rows(xray_run / "eval" / "predictions.csv")) == sorted(test_ids)
     workflow(bundle, ["inference.json"], "infer", input_dir=str(tiny_demo / "dicom"))  # a 2D model reads the CR files
-    ids = [r["id"] for r in _rows(bundle / "eval" / "inference" / "predictions.csv")]
+    ids = [r["id"] for r in _rows(xray_run / "eval" / "inference" / "predictions.csv")]
     assert ids and all(i.endswith("/CR.dcm") for i in ids)
+    # the run's resolved config is one file that trains the same model again (same seed), as a new run
+    workflow(bundle, [str(xray_run / "config.json")], "train", progress_bar=False)
+    again = bundle / "runs" / run_names(bundle)[-1]
+    assert again.name not in (ct_run.name, xray_run.name)
+    first, second = (torch.load(r / "models" / "model.pt", weights_only=True) for r in (xray_run, again))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 @pytest.mark.slow
@@ -211,7 +262,7 @@ def test_multi_gpu_config_runs_swft_under_torchrun_with_two_cpu_processes(tiny_d
     assert proc.returncode == 0, log[-4000:]
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)
-    assert torch.load(bundle / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 3
+    assert torch.load(the_run(bundle) / "models" / "checkpoint_last.pt", weights_only=True)["epoch"] == 3
     assert log.count("SWFT step 1 at epoch 2") == 2 and log.count("SWFT step 2 at epoch 3") == 2, log[-4000:]
     assert log.count("trainable head | frozen") == 1, "the stage logger ran on the other rank too"
     rank0, rank1 = (torch.load(f"{dump}{r}.pt", weights_only=True) for r in (0, 1))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-
 from _bundle_utils import REPO, copy_bundle
+
 from medtl_monai.bundle import (
     ModelCard,
     bundle_root,
@@ -52,7 +53,7 @@ def test_load_config_sets_the_bundle_root_reads_the_metadata_and_applies_overrid
     bundle = copy_bundle("bimcv_truncated", tmp_path)
     parser = load_config(bundle, ["train.json", "xray.json"], {"cut": 7, "max_epochs": 2})
     assert parser.get_parsed_content("bundle_root") == str(bundle)
-    assert parser.get_parsed_content("ckpt_dir") == str(bundle / "models")
+    assert Path(parser.get_parsed_content("ckpt_dir")).parent.parent == bundle / "runs"  # a run folder of its own
     assert parser.get_parsed_content("cut") == 7 and parser.get_parsed_content("spatial_dims") == 2
     assert parser.get_parsed_content("in_channels") == 3  # from the metadata's network_data_format
     with pytest.raises(MissingDataError, match="nothing.json"):
@@ -99,10 +100,12 @@ def test_a_bundle_without_a_trained_model_gets_the_card_of_its_training_defaults
     assert card.source == "defaults of train.json"
     assert card.network["arch"] == "resnet50" and card.network["cut"] == 10 and card.network["spatial_dims"] == 3
     assert card.preprocessing == {"kind": "ct", "spatial_size": [96, 96, 32], "pixdim": [3.5, 3.5, 10.0],
-                                  "windows": ["lung", "mediastinum", "bone"], "crop": "body"}
+                                  "windows": ["lung", "mediastinum", "bone"], "crop": "body", "normalize": "none",
+                                  "modalities": ["CT"]}
     assert card.class_names == ["negative", "positive"]
     two_step = read_model_card(copy_bundle("two_step_swft", tmp_path) / "models")
-    assert two_step.network["arch"] == "resnet18" and two_step.preprocessing == {"kind": "rgb", "size": [64, 64]}
+    assert two_step.network["arch"] == "resnet18" and two_step.preprocessing == {"kind": "rgb", "size": [64, 64], "normalize": "none",
+                                                                                  "modalities": ["ES", "XC"]}
     assert isinstance(two_step, ModelCard)
 
 
@@ -131,7 +134,8 @@ def test_inference_takes_the_network_and_preprocessing_of_the_model_it_loads(tmp
     model = served.get_parsed_content("network_def")
     assert model.config == net.config and model.spatial_dims == 2 and model.cut == 11
     model.load_state_dict(net.state_dict(), strict=True)
-    assert served.get_parsed_content("preprocessing_transforms").config == {"kind": "xray", "size": 64, "channels": 3}
+    assert served.get_parsed_content("preprocessing_transforms").config == {
+        "kind": "xray", "size": 64, "channels": 3, "normalize": "none", "modalities": ["CR", "DX"]}
     assert served.get_parsed_content("input_kinds") == ("file", "nifti", "picture")
     inference_keys = set(json.loads((bundle / "configs" / "inference.json").read_text()))
     model_settings = {"arch", "spatial_dims", "in_channels", "cut", "strategy", "slim_after", "inflation", "image_size",

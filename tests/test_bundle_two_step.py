@@ -13,7 +13,7 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from _bundle_utils import SCHEMA, copy_bundle, run_bundle, workflow
-from medtl_monai.bundle import BundleModel, read_model_card
+from medtl_monai.bundle import BundleModel, read_model_card, resolve_run, run_names
 from medtl_monai.data import MissingDataError
 from medtl_monai.synthetic.two_step import make_two_step_demo
 
@@ -79,8 +79,12 @@ def test_demo_data_has_two_balanced_domains(two_step_demo):
 
 def test_both_steps_run_and_the_chain_loads_the_intermediate_backbone_exactly(chained):
     bundle, log1, log2 = chained
+    step1, step2 = (resolve_run(bundle, name) for name in run_names(bundle))  # one run folder per step
+    assert "_intermediate" in step1.name and resolve_run(bundle) == step2  # step 2 published the bundle's model
     intermediate = torch.load(bundle / "models" / "intermediate" / "model.pt", weights_only=True)  # what step 2 loads
-    target = torch.load(bundle / "models" / "model_final.pt", weights_only=True)
+    assert json.loads((bundle / "models" / "intermediate" / "model_card.json").read_text())["run"] == step1.name
+    assert intermediate.keys() == torch.load(step1 / "models" / "model.pt", weights_only=True).keys()
+    target = torch.load(step2 / "models" / "model_final.pt", weights_only=True)
     assert "(new head)" in log2 and "SWFT step 1 at epoch 2: unfroze layer4" in log2
     assert "epoch 1: trainable head | frozen stem, layer1, layer2, layer3, layer4" in log2
     assert "strategy full" in log1 and "SWFT" not in log1
@@ -89,7 +93,7 @@ def test_both_steps_run_and_the_chain_loads_the_intermediate_backbone_exactly(ch
     assert frozen and all(torch.equal(target[k], intermediate[k]) for k in frozen)
     assert not all(torch.equal(target[k], intermediate[k]) for k in target if k.startswith("backbone.layer4."))
     assert not torch.equal(target["head.fc.weight"], intermediate["head.fc.weight"])
-    assert json.loads((bundle / "models" / "swft_state.json").read_text())["unfrozen"] == [["layer4"]]
+    assert json.loads((step2 / "models" / "swft_state.json").read_text())["unfrozen"] == [["layer4"]]
     assert read_model_card(bundle / "models" / "intermediate").class_names == ["healthy", "retinopathy"]
     assert read_model_card(bundle / "models").class_names == ["benign", "malignant"]
 
@@ -99,20 +103,21 @@ def test_evaluate_inference_and_explain_use_the_trained_model(chained, two_step_
     common = {"dataset_dir": str(two_step_demo), "progress_bar": False}  # the 32-pixel input comes from the card
     evaluate = workflow(bundle, ["train.json", "evaluate.json"], "eval", **common)
     assert evaluate.check_properties() in (None, [])
-    metrics = json.loads((bundle / "eval" / "metrics.json").read_text())
+    run = resolve_run(bundle)  # the published run: evaluation, inference and explanation write into it
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["n_cases"] == len(json.loads((two_step_demo / "target" / "datalist.json").read_text())["test"])
     infer = workflow(bundle, ["inference.json"], "infer", input_dir=str(two_step_demo / "target" / "images"))
     assert infer.check_properties() in (None, [])
-    with open(bundle / "eval" / "inference" / "predictions.csv") as f:
+    with open(run / "eval" / "inference" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 16 and {r["prediction"] for r in rows} <= {"benign", "malignant"}
     model = BundleModel(bundle)
     expected = model(str(two_step_demo / "target" / "images" / rows[0]["id"]))["probabilities"]["malignant"]
     assert abs(float(rows[0]["prob_malignant"]) - expected) < 1e-5
     workflow(bundle, ["train.json", "evaluate.json", "explain.json"], **common)
-    with open(bundle / "eval" / "cam" / "cams.csv") as f:
+    with open(run / "eval" / "cam" / "cams.csv") as f:
         cams = list(csv.DictReader(f))
-    assert len(cams) == metrics["n_cases"] and all((bundle / "eval" / "cam" / c["png"]).is_file() for c in cams)
+    assert len(cams) == metrics["n_cases"] and all((run / "eval" / "cam" / c["png"]).is_file() for c in cams)
 
 
 def test_missing_data_stops_with_a_how_to_message(tmp_path):

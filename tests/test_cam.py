@@ -271,5 +271,6 @@ def test_explain_config_on_a_folder_of_xray_dicoms(tiny_demo, tmp_path):
              progress_bar=False, cam_output_dir=str(tmp_path / "cams"))
     names = sorted(p.name for p in (tmp_path / "cams").iterdir())
     cases = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["cams.csv", *[f"{c}_CR.dcm_cam.{ext}" for c in cases for ext in ("nii.gz", "png")]])
+    assert names == sorted(["cams.csv", *[f"{c}_CR.dcm_{kind}" for c in cases
+                                          for kind in ("cam.nii.gz", "cam.png", "layers.png")]])
     assert nib.load(tmp_path / "cams" / f"{cases[0]}_CR.dcm_cam.nii.gz").shape == (64, 64)

@@ -16,6 +16,7 @@ from medtl_monai.data import (
     check_no_leakage,
     csv_items,
     encode_label,
+    folder_items,
     infer_class_names,
     make_splits,
     patient_split,
@@ -222,6 +223,51 @@ class TestCsvLayout:
             csv_items(tmp_path / "cases", tmp_path / "nope.csv")
 
 
+def folders_tree(root: Path) -> Path:
+    """``root/<class>/...``: pictures, a nested folder, a folder of DICOM radiographs, a stray text file."""
+    files = ["normal/person1_a.png", "normal/person2_b.jpeg", "pneumonia/person1_bacteria_3.png",
+             "pneumonia/more/person3_virus_1.png", "pneumonia/dcm/person4_1.dcm", "pneumonia/dcm/person4_2.dcm",
+             "pneumonia/notes.txt"]
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")  # listing reads no file
+    return root
+
+
+class TestFoldersLayout:
+    def test_class_is_the_sub_folder_and_patient_ids_come_from_the_regex(self, tmp_path):
+        items, names = folder_items(folders_tree(tmp_path / "xr"), modality="xray", patient_regex=r"(person\d+)_")
+        assert names == ["normal", "pneumonia"]
+        assert [(it["id"], it["label"], it["patient_id"]) for it in items] == [
+            ("normal/person1_a", 0, "person1"), ("normal/person2_b", 0, "person2"),
+            ("pneumonia/dcm/person4_1", 1, "person4"), ("pneumonia/dcm/person4_2", 1, "person4"),
+            ("pneumonia/more/person3_virus_1", 1, "person3"), ("pneumonia/person1_bacteria_3", 1, "person1")]
+        assert Path(items[0]["image"]) == tmp_path / "xr" / "normal" / "person1_a.png"
+
+    def test_without_a_regex_the_patient_is_the_file_stem_and_class_order_can_be_given(self, tmp_path):
+        items, names = folder_items(folders_tree(tmp_path), modality="xray", class_names=["pneumonia", "normal"])
+        assert names == ["pneumonia", "normal"]
+        assert {it["id"]: (it["label"], it["patient_id"]) for it in items}["normal/person2_b"] == (1, "person2_b")
+
+    def test_ct_cases_are_series_folders_and_nifti_files(self, tmp_path):
+        for name in ("covid/p1/CT/1.dcm", "covid/p1/CT/2.dcm", "normal/p2.nii.gz"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes(b"")
+        items, _ = folder_items(tmp_path, modality="ct")
+        assert [(it["id"], it["label"], it["patient_id"]) for it in items] == [("covid/p1/CT", 0, "CT"),
+                                                                               ("normal/p2", 1, "p2")]
+
+    def test_bad_regex_unmatched_path_and_empty_class_are_errors(self, tmp_path):
+        root = folders_tree(tmp_path)
+        with pytest.raises(ValueError, match="has no group"):
+            folder_items(root, patient_regex=r"person\d+")
+        with pytest.raises(ValueError, match=r"person1_a\.png: patient_regex '.*' does not match 'normal/person1_a\.png'"):
+            folder_items(root, patient_regex=r"(person\d+)_(bacteria|virus)")
+        (root / "empty").mkdir()
+        with pytest.raises(ValueError, match=r"empty: class folder holds no xray images"):
+            folder_items(root)
+
+
 class TestWriteDatalist:
     def test_relative_paths_load_with_monai(self, tmp_path):
         labels = csv_tree(tmp_path)
@@ -271,3 +317,12 @@ class TestScript:
                         "--datalist", tmp_path / "dl.json") == 0
         doc = json.loads((tmp_path / "dl.json").read_text())
         assert doc["num_classes"] == 2 and sum(doc[f"num_{k}"] for k in ("training", "validation", "test")) == 4
+
+    def test_single_datalist_from_class_folders(self, tmp_path):
+        root = folders_tree(tmp_path / "xr")
+        assert self.run("--layout", "folders", "--root", root, "--modality", "xray", "--patient_regex", r"(person\d+)_",
+                        "--datalist", tmp_path / "dl.json", "--fractions", "0.5", "0.25", "0.25") == 0
+        doc = json.loads((tmp_path / "dl.json").read_text())
+        assert doc["class_names"] == ["normal", "pneumonia"] and doc["modality"] == {"0": "CR"}
+        check_no_leakage({k: doc[k] for k in ("training", "validation", "test")})
+        assert min(it["id"] for k in ("training", "validation", "test") for it in doc[k]) == "normal/person1_a"

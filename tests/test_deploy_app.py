@@ -46,24 +46,38 @@ def run_app(python: Path, input_dir: Path, output_dir: Path, bundle: Path, *extr
     return proc
 
 
-def anisotropic_study_with_a_distractor(source: Path, dest: Path) -> Path:
-    """The case's CT series with non-square pixels (PixelSpacing 3.0 x 4.2 mm), and in the same study a second
-    series (MR, inverted intensities) that the CT selection rule must leave out."""
-    ct, mr = dest / "ct", dest / "mr"
-    ct.mkdir(parents=True)
-    mr.mkdir()
-    series_ct, series_mr = generate_uid(), generate_uid()
-    for path in sorted(source.glob("*.dcm")):
-        ds = pydicom.dcmread(path)
-        ds.PixelSpacing = [3.0, 4.2]
-        ds.SeriesInstanceUID, ds.SOPInstanceUID = series_ct, generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.save_as(ct / path.name)
-        ds.Modality, ds.SeriesInstanceUID, ds.SOPInstanceUID = "MR", series_mr, generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.PixelData = (ds.pixel_array.max() - ds.pixel_array).astype(ds.pixel_array.dtype).tobytes()
-        ds.save_as(mr / path.name)
-    return dest
+def head_ct_cases(source: Path, dest: Path, mr_folder: Path) -> dict[str, str]:
+    """Cases made from the case's 12-slice CT series, all with non-square pixels (PixelSpacing 3.0 x 4.2 mm).
+
+    ``dest/ct`` is a folder like a real head-CT export: the 12-slice axial series (``IM-0002-*``), a 6-slice second
+    series (6 adjacent slices) of the same study whose files sort first (``IM-0001-*``), and a 12-image localizer series
+    (``ImageType`` LOCALIZER, inverted intensities, the smallest SeriesInstanceUID: slice count and tie-break alone
+    would choose it; ``IM-0000-*``). ``dest/long``, ``dest/short`` and ``dest/localizer`` hold each CT series alone,
+    and ``mr_folder`` an MR series of the same study (inverted intensities) that the app's CT rule leaves out.
+
+    Returns:
+        SeriesInstanceUID by series name (``long``, ``short``, ``localizer``, ``mr``).
+    """
+    uids = {"localizer": generate_uid(prefix="1.2.3.")} | {name: generate_uid() for name in ("short", "long", "mr")}
+    assert uids["localizer"] < min(uids["short"], uids["long"])
+    files = sorted(source.glob("*.dcm"), key=lambda f: int(pydicom.dcmread(f, stop_before_pixels=True).InstanceNumber))
+    places = {"localizer": [dest / "ct", dest / "localizer"], "short": [dest / "ct", dest / "short"],
+              "long": [dest / "ct", dest / "long"], "mr": [mr_folder]}
+    for number, (name, folders) in enumerate(places.items()):
+        for k, path in enumerate(files[:6] if name == "short" else files):  # short: 6 adjacent slices
+            ds = pydicom.dcmread(path)
+            ds.PixelSpacing = [3.0, 4.2]
+            ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uids[name], number + 1, generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER" if name == "localizer" else "AXIAL"]
+            if name == "mr":
+                ds.Modality = "MR"
+            if name in ("localizer", "mr"):
+                ds.PixelData = (ds.pixel_array.max() - ds.pixel_array).astype(ds.pixel_array.dtype).tobytes()
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                ds.save_as(folder / f"IM-{number:04d}-{k:04d}.dcm")
+    return uids
 
 
 def check_result(output_dir: Path, expected: list[float]) -> dict:
@@ -94,14 +108,24 @@ def test_app_classifies_a_dicom_series_as_the_bundle_does_and_writes_json_and_sr
     assert f"Predicted class: {result['label']}" in text and "negative: " in text and "positive: " in text
 
 
-def test_app_selects_the_ct_series_and_handles_non_square_pixels(deploy_python, bundle, tiny_demo, tmp_path):
-    study = anisotropic_study_with_a_distractor(tiny_demo / "dicom" / CASE / "CT", tmp_path / "study")
-    reference = bundle_probabilities(bundle, study, tmp_path)
-    assert np.abs(np.subtract(reference["ct"], reference["mr"])).max() > 10 * ATOL, "the distractor must change the result"
+def test_app_reads_the_series_the_bundle_reads_and_handles_non_square_pixels(deploy_python, bundle, tiny_demo,
+                                                                              tmp_path):
+    """A head-CT folder whose short second series sorts first, beside a localizer (and, in the study, an MR series):
+    the app and the bundle both read the 12-slice axial series and agree within 1e-4."""
+    cases, study = tmp_path / "cases", tmp_path / "study"
+    uids = head_ct_cases(tiny_demo / "dicom" / CASE / "CT", cases, study / "mr")
+    reference = bundle_probabilities(bundle, cases, tmp_path)
+    np.testing.assert_allclose(reference["ct"], reference["long"], atol=1e-6)  # the bundle reads the long series
+    for distractor in ("short", "localizer"):
+        assert np.abs(np.subtract(reference["long"], reference[distractor])).max() > 10 * ATOL, distractor
+    shutil.copytree(cases / "ct", study / "ct")
     output_dir = tmp_path / "output"
-    run_app(deploy_python, study, output_dir, bundle)
+    log = run_app(deploy_python, study, output_dir, bundle)
     result = check_result(output_dir, reference["ct"])
-    assert result["series"]["Modality"] == "CT"
+    assert result["series"]["SeriesInstanceUID"] == uids["long"] and result["series"]["Modality"] == "CT"
+    said = log.stdout + log.stderr
+    assert f"reading {uids['long']} (12 slices, CT" in said and "because it has the most slices" in said
+    assert f"skipped localizer series by ImageType: {uids['localizer']}" in said and uids["short"] in said
 
 
 def test_app_runs_a_torchscript_model_too(deploy_python, bundle, expected, tiny_demo, tmp_path):

@@ -1,9 +1,11 @@
 """The error-analysis report: exactly the misclassified cases, curves that agree with the evaluation's metrics, no
-patient identity from DICOM headers, a relabelling CSV, a page that renders in headless Chromium, and the CLI."""
+patient identity from DICOM headers, a relabelling CSV, a page that renders in headless Chromium, predictions of
+another datalist refused, and the CLI on a run's evaluation."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ from _bundle_utils import REPO, copy_bundle, save_untrained_model
 from medtl_monai.data import load_split
 from medtl_monai.evaluation import classification_summary
 from medtl_monai.explain._plots import roc_points
-from medtl_monai.explain.report import error_report, read_predictions
+from medtl_monai.explain.report import PredictionsMismatchError, error_report, read_predictions
 from medtl_monai.io import MedicalImageReader
 from medtl_monai.networks import TransferClassifier
 from medtl_monai.transforms import xray_preprocessing
@@ -177,27 +179,56 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         shutil.copy(shot, os.environ["MEDTL_KEEP_SCREENSHOT"])
 
 
-def test_cli_writes_the_report_of_a_bundle_evaluation(tiny_demo, tmp_path):
-    """scripts/error_report.py on the default (3D CT) bundle: a model and a hand-made evaluation of the test split."""
+def test_cli_writes_the_report_of_a_run_evaluation_into_the_run(tiny_demo, tmp_path):
+    """scripts/error_report.py on the default (3D CT) bundle: a run holding a model and a hand-made evaluation of the
+    test split; with no --run the latest run is explained, and the report goes into that run's eval/report."""
     bundle = copy_bundle("bimcv_truncated", tmp_path)
     torch.manual_seed(0)
     save_untrained_model(bundle, ["train.json"], image_size=[32, 32, 16])
-    (bundle / "eval").mkdir()
+    run = bundle / "runs" / "20261201-0900_e2"
+    run.mkdir(parents=True)
+    (bundle / "models").rename(run / "models")  # a run that was not published
+    (run / "eval").mkdir()
     items = load_split(tiny_demo / "datalist.json", "test")
     plan = [(i % 2 == 0, 0.6 + 0.1 * i) for i in range(len(items))]
-    _write_predictions(bundle / "eval" / "predictions.csv", items, plan)
+    _write_predictions(run / "eval" / "predictions.csv", items, plan)
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "error_report.py"), "--bundle", str(bundle),
                            "--n_correct", "1", "--dataset_dir", str(tiny_demo)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="2"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    html = bundle / "eval" / "report" / "report.html"
+    html = run / "eval" / "report" / "report.html"
     assert proc.stdout.strip().endswith(str(html))
+    assert not (bundle / "eval").exists()
     parsed = _cases_of(html.read_text())
     wrong = [(item["id"], conf) for item, (bad, conf) in zip(items, plan) if bad]
     assert parsed.cases["misclassified"] == _by_confidence(wrong)
     assert parsed.images == 4 + 2 * (len(wrong) + 1)
     if os.environ.get("MEDTL_KEEP_REPORT"):
         shutil.copytree(html.parent, os.environ["MEDTL_KEEP_REPORT"], dirs_exist_ok=True)
+
+
+def test_report_refuses_predictions_whose_ids_are_not_the_datalist_cases(report, tmp_path):
+    """Predictions of another data set (the 3D demo's evaluation explained with an X-ray datalist) stop the report
+    with an error naming the predictions file, the datalist and the counts; a subset of the datalist is fine."""
+    others = [{**item, "id": f"other-{i}"} for i, item in enumerate(report["items"])]
+    with pytest.raises(PredictionsMismatchError) as info:
+        error_report(report["predictions"], tmp_path / "none", items=others, items_source="my_cxr.json (split 'test')")
+    message = str(info.value)
+    assert message.startswith(f"{report['predictions']}: 9 of its 9 prediction ids are not in my_cxr.json")
+    assert "case-dicom-01" in message and not (tmp_path / "none").exists()
+    with pytest.raises(PredictionsMismatchError, match=r": 6 of its 9 prediction ids are not in the 3 datalist"):
+        error_report(report["predictions"], tmp_path / "some", items=report["items"][:3])
+    html = error_report(report["predictions"], tmp_path / "more", items=[*report["items"], *others])  # limit_cases
+    assert len(_cases_of(html.read_text()).cases["misclassified"]) == len(report["wrong"])
+
+
+def test_cli_refuses_output_dir_and_names_report_dir(capsys):
+    spec = importlib.util.spec_from_file_location("error_report_script", REPO / "scripts" / "error_report.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as info:
+        script.main(["--bundle", str(REPO / "bundles" / "bimcv_truncated"), "--output_dir", "/tmp/somewhere"])
+    assert info.value.code == 2 and "use --report_dir" in capsys.readouterr().err
 
 
 def test_three_classes_use_arg_max_one_vs_rest_curves_and_a_3x3_confusion(tmp_path):

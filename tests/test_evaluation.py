@@ -25,6 +25,8 @@ def test_classification_summary_numbers():
     # predictions at 0.5: 1, 0, 1, 0, 1 -> TP 1, FN 1, TN 1, FP 2
     assert s["accuracy"] == pytest.approx(2 / 5)
     assert s["sensitivity"] == pytest.approx(1 / 2) and s["specificity"] == pytest.approx(1 / 3)
+    # per class (class 0 against class 1): two classes report class 1's, as before
+    assert s["sensitivity_per_class"] == pytest.approx([1 / 3, 1 / 2]) and s["specificity_per_class"] == pytest.approx([1 / 2, 1 / 3])
     # AUROC: positive scores 0.9, 0.4 against negatives 0.7, 0.2, 0.55 -> pairs won 3 + 1 of 6
     assert s["auroc"] == pytest.approx(4 / 6)
     # AUPRC of class 1: ranking 0.9(+), 0.7(-), 0.55(-), 0.4(+), 0.2(-) -> 1/2 * 1 + 1/2 * 2/4

@@ -7,6 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
+from ignite.metrics import Metric
+from monai.engines import SupervisedEvaluator
+from monai.handlers import ValidationHandler
 
 from medtl_monai.networks import TransferClassifier, init_from_run
 from medtl_monai.training import (
@@ -26,7 +29,7 @@ from medtl_monai.training import (
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 #: stages each strategy freezes on a ResNet-18 (lwft with the default frozen_stages=2)
 FROZEN = {"full": (), "linear": RESNET_STAGES, "truncated": (), "transfusion": (), "lwft": ("stem", "layer1"),
-          "swft": RESNET_STAGES[:4], "discriminative": (), "scratch": ()}
+          "lwft_full": ("stem", "layer1"), "swft": RESNET_STAGES[:4], "discriminative": (), "scratch": ()}
 
 
 def _network(strategy: str = "truncated", cut: str | int | None = "layer3", num_classes: int = 2, seed: int = 0) -> TransferClassifier:
@@ -219,6 +222,49 @@ def test_swft_unfreezes_on_schedule_and_each_step_restarts_from_the_previous_bes
     assert {e.step: e.value for e in events.Scalars("trainable/stem")} == {e: 0.0 for e in range(1, 8)}
 
 
+class _ScriptedMetric(Metric):
+    """An evaluator metric whose value at each validation run is the next one of a list."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.runs = list(values), 0
+        super().__init__()
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, output) -> None:
+        pass
+
+    def compute(self) -> float:
+        self.runs += 1
+        return self.values[self.runs - 1]
+
+
+def test_swft_with_validation_every_second_epoch_ranks_only_validated_epochs():
+    """As in the bundles: MONAI's ValidationHandler runs a SupervisedEvaluator every val_interval=2 epochs; the
+    evaluator's metrics on epochs 3 and 5 are those of epochs 2 and 4, and must not rank the weights of 3 and 5."""
+    net = _network("swft", cut="layer2")
+    optimizer = torch.optim.Adam(configure(net, "swft", 1e-3), lr=1e-3)
+    x, y = _batch(0, n=2, size=16)
+    evaluator = SupervisedEvaluator(device=torch.device("cpu"), val_data_loader=[{"image": x, "label": y}],
+                                    epoch_length=1, network=net,
+                                    key_val_metric={"val_auroc": _ScriptedMetric([0.6, 0.5, 0.7])})
+    swft = StepwiseFineTuning(net, optimizer, evaluator=evaluator, step_epochs=2)
+    validation = ValidationHandler(interval=2, validator=evaluator, epoch_level=True)
+    engine = _swft_engine(net, optimizer, validation, swft, max_epochs=6)
+    snapshots, at_start = {}, {}
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: snapshots.__setitem__(e.state.epoch, _snapshot(net)))
+    engine.add_event_handler(Events.EPOCH_STARTED, lambda e: at_start.__setitem__(e.state.epoch, _snapshot(net)))
+    engine.run([_batch(1, size=16)], max_epochs=6)
+
+    assert [(epoch, step) for epoch, step, _ in swft.history] == [(3, 1), (5, 2)]
+    # step 1 (epochs 3, 4) was validated only at epoch 4 (0.5): its best is epoch 4, not the unvalidated epoch 3
+    for start_epoch, best_epoch, unvalidated in ((3, 2, 1), (5, 4, 3)):
+        assert all(torch.equal(at_start[start_epoch][k], snapshots[best_epoch][k]) for k in snapshots[best_epoch])
+        assert not all(torch.equal(at_start[start_epoch][k], snapshots[unvalidated][k]) for k in snapshots[unvalidated])
+    assert (swft.step_best, swft.step_best_epoch) == (0.7, 6) and evaluator.state.metrics["val_auroc"] == 0.7
+
+
 def test_swft_custom_order_and_plateau_rule():
     net = _network("swft", cut=None)
     optimizer = torch.optim.Adam(configure(net, "swft", 1e-3), lr=1e-3)
@@ -277,3 +323,24 @@ def test_two_step_chain_loads_the_intermediate_backbone_exactly_with_a_new_head(
     assert torch.equal(init_from_run(fresh, tmp_path / "model.pt", head="match").head.fc.weight, fresh_head)
     with pytest.raises(ValueError, match="head policy"):
         init_from_run(fresh, tmp_path / "model.pt", head="keep")
+
+
+def test_lwft_full_is_the_papers_lwft_full_network_bottom_stages_frozen_the_rest_at_one_rate(quiet_random_init):
+    """TruncatedTL's LWFT baseline: the FULL network (the bundle's cut ignored), the bottom frozen_stages stage groups
+    bit-for-bit unchanged by training, every other layer and the head moved, all at one learning rate."""
+    net = strategy_network("lwft_full", arch="resnet18", spatial_dims=2, in_channels=3, num_classes=2, cut="layer2")
+    assert net.cut is None and net.stage_names == RESNET_STAGES
+    assert network_overrides("lwft_full", cut=11, weights="/w.pth") == {"cut": None, "weights": "/w.pth", "slim_after": None}
+    groups = configure(net, "lwft_full", 1e-3, frozen_stages=2, pretrained_lr_ratio=0.1)  # the ratio is lwft's only
+    assert {g["name"]: g["lr"] for g in groups} == pytest.approx({"layer2": 1e-3, "layer3": 1e-3, "layer4": 1e-3, "head": 1e-3})
+    optimizer = torch.optim.Adam(groups, lr=1e-3)
+    before = _snapshot(net)
+    _train_steps(net, optimizer, steps=1)
+    after = net.state_dict()
+    for name, _ in net.named_parameters():
+        moved = not torch.equal(after[name], before[name])
+        assert moved == (_stage_of(name) not in ("stem", "layer1")), name
+    assert {s for s, on in trainable_stages(net).items() if not on} == {"stem", "layer1"}
+    entry, variant = get_strategy("lwft_full"), get_strategy("lwft")
+    assert entry.description.startswith("full network;") and "one rate" in entry.description
+    assert variant.description.startswith("truncated network") and "pretrained_lr_ratio" in variant.description

@@ -158,8 +158,14 @@ class TestCropMasks:
         assert torch.equal(LungMask()(vol), BodyMask()(vol))
 
 
+def pls(stored: torch.Tensor | np.ndarray):
+    """A volume stored like :func:`chest_volume` (LPS: axes towards the patient's left, posterior, superior) in the
+    preprocessing's ``(AP, LR, SI)`` order: rows posterior-wards, columns towards the left, i.e. a transpose."""
+    return stored.transpose(0, 1) if isinstance(stored, torch.Tensor) else stored.transpose(1, 0, 2)
+
+
 class TestCTPreprocessing:
-    KEEP_GRID = {"pixdim": None, "crop": None, "resize": "pad", "spatial_size": (48, 40, 16)}  # no resampling
+    KEEP_GRID = {"pixdim": None, "crop": None, "resize": "pad", "spatial_size": (40, 48, 16)}  # no resampling
 
     @pytest.mark.parametrize("crop", ["body", "lung", None])
     @pytest.mark.parametrize("resize", ["resize", "pad"])
@@ -176,8 +182,8 @@ class TestCTPreprocessing:
     def test_pad_mode_crops_the_centre_of_a_larger_volume(self):
         out = Compose(ct_preprocessing(spatial_size=(32, 24, 8), pixdim=None, crop=None, resize="pad",
                                        windows=["lung"]))({"image": chest_volume()})["image"]
-        ras = chest_volume()[0].as_tensor().flip(0, 1)  # stored LPS: RAS flips x and y
-        centre = ras[8:40, 8:32, 4:12]  # (48 - 32) / 2, (40 - 24) / 2, (16 - 8) / 2 voxels cut on each side
+        rows_first = pls(chest_volume()[0].as_tensor())  # (40, 48, 16)
+        centre = rows_first[4:36, 12:36, 4:12]  # (40 - 32) / 2, (48 - 24) / 2, (16 - 8) / 2 voxels cut on each side
         torch.testing.assert_close(out[0].as_tensor().double(), windowed(centre, "lung"), rtol=0, atol=1e-6)
 
     def test_one_window_gives_one_channel_and_none_keeps_hu(self):
@@ -189,36 +195,37 @@ class TestCTPreprocessing:
                                    rtol=0, atol=1e-6)
         kept = Compose(ct_preprocessing(windows=None, **self.KEEP_GRID))({"image": chest_volume()})["image"]
         assert kept.dtype == torch.float32
-        assert torch.equal(kept[0].as_tensor(), chest_volume()[0].as_tensor().flip(0, 1))  # the HU values, untouched
+        assert torch.equal(kept[0].as_tensor(), pls(chest_volume()[0].as_tensor()))  # the HU values, untouched
 
-    def test_orientation_is_ras(self):
+    def test_orientation_is_pls(self):
         out = Compose(ct_preprocessing(spatial_size=(16, 16, 8), pixdim=None, crop=None))({"image": chest_volume()})
-        assert (torch.diagonal(out["image"].affine)[:3] > 0).all()
+        affine = out["image"].affine.numpy()  # RAS world: rows go posterior (-y), columns left (-x), slices up (+z)
+        assert affine[1, 0] < 0 and affine[0, 1] < 0 and affine[2, 2] > 0
+        assert affine[0, 0] == affine[1, 1] == affine[2, 0] == affine[2, 1] == 0
 
-    def test_orientation_moves_a_marker_voxel_to_its_ras_index(self):
+    def test_orientation_moves_a_marker_voxel_to_its_pls_index(self):
         vol = chest_volume()
-        vol[0, 30, 12, 9] = 3000.0  # stored with the LPS affine diag(-7, -7, 20)
+        vol[0, 30, 12, 9] = 3000.0  # stored with the LPS affine diag(-7, -7, 20): left index 30, posterior index 12
         out = Compose(ct_preprocessing(windows=None, **self.KEEP_GRID))({"image": vol})["image"]
-        assert np.unravel_index(int(out[0].argmax()), out.shape[1:]) == (47 - 30, 39 - 12, 9)
-        assert float(out[0, 17, 27, 9]) == 3000.0
+        assert np.unravel_index(int(out[0].argmax()), out.shape[1:]) == (12, 30, 9)  # (row AP, column LR, slice)
         world = vol.affine.numpy() @ np.array([30, 12, 9, 1.0])
-        np.testing.assert_allclose(out.affine.numpy() @ np.array([17, 27, 9, 1.0]), world)  # same point in space
-        np.testing.assert_allclose(np.diag(out.affine.numpy())[:3], (7.0, 7.0, 20.0))
+        np.testing.assert_allclose(out.affine.numpy() @ np.array([12, 30, 9, 1.0]), world)  # same point in space
+        np.testing.assert_allclose(np.abs(out.affine.numpy()[:3, :3]).sum(0), (7.0, 7.0, 20.0))
 
     def test_spacing_moves_a_marker_voxel_to_its_resampled_index(self):
         vol = chest_volume()
         vol[0, 30, 12, 9] = 3000.0
-        kw = {"pixdim": (3.5, 3.5, 10.0), "crop": None, "resize": "pad", "windows": None, "spatial_size": (96, 80, 32)}
+        kw = {"pixdim": (3.5, 3.5, 10.0), "crop": None, "resize": "pad", "windows": None, "spatial_size": (80, 96, 32)}
         out = Compose(ct_preprocessing(**kw))({"image": vol})["image"]
-        ras_index = np.array([47 - 30, 39 - 12, 9])
-        predicted = tuple(int(v) for v in 2 * ras_index)  # half the spacing: twice the index from the same origin
+        pls_index = np.array([12, 30, 9])
+        predicted = tuple(int(v) for v in 2 * pls_index)  # half the spacing: twice the index from the same origin
         assert np.unravel_index(int(out[0].argmax()), out.shape[1:]) == predicted
         assert float(out[(0, *predicted)]) == pytest.approx(3000.0)  # a grid point of the input: not blurred
         world = vol.affine.numpy() @ np.array([30, 12, 9, 1.0])
         np.testing.assert_allclose(out.affine.numpy() @ np.array([*predicted, 1.0]), world, atol=1e-6)
 
     def test_body_crop_removes_air_and_table(self):
-        kw = {"spatial_size": (48, 40, 16), "pixdim": None, "resize": "pad", "windows": None}
+        kw = {"spatial_size": (40, 48, 16), "pixdim": None, "resize": "pad", "windows": None}
         full = Compose(ct_preprocessing(crop=None, **kw))({"image": chest_volume()})["image"]
         body = Compose(ct_preprocessing(crop="body", crop_margin=0, **kw))({"image": chest_volume()})["image"]
         # the crop pads back with air: more air, and no table row
@@ -226,11 +233,11 @@ class TestCTPreprocessing:
         assert (body > 150).sum() == 0 < (full > 150).sum()
 
     def test_body_crop_keeps_exactly_the_body_box_padded_with_air(self):
-        kw = {"spatial_size": (48, 40, 16), "pixdim": None, "resize": "pad", "windows": None}
+        kw = {"spatial_size": (40, 48, 16), "pixdim": None, "resize": "pad", "windows": None}
         out = Compose(ct_preprocessing(crop="body", crop_margin=0, **kw))({"image": chest_volume()})["image"]
-        ras = chest_volume()[0].numpy()[::-1, ::-1]
-        box = bounding_box(chest_phantom()[0][::-1, ::-1])
-        kept = ras[box]
+        rows_first = pls(chest_volume()[0].numpy())
+        box = bounding_box(pls(chest_phantom()[0]))
+        kept = rows_first[box]
         pads = [((n - k) // 2, n - k - (n - k) // 2) for n, k in zip(out.shape[1:], kept.shape, strict=True)]
         np.testing.assert_array_equal(out[0].numpy(), np.pad(kept, pads, constant_values=AIR_HU))
 
@@ -242,9 +249,11 @@ class TestCTPreprocessing:
 
 
 class TestXrayPreprocessing:
+    """Inputs are given as MONAI's readers give them, ``(C, column, row)``; outputs are ``(C, row, column)``."""
+
     def test_aspect_ratio_is_kept_before_padding(self):
         img = torch.zeros(1, 300, 300)
-        img[0, 100:200, 50:250] = 1.0  # a 100 x 200 rectangle of ones on a square
+        img[0, 50:250, 100:200] = 1.0  # a rectangle of ones 200 pixels wide and 100 high, on a square
         pre = Compose(xray_preprocessing(size=150, normalize="none", intensity="minmax", channels=1))
         out = pre({"image": img})["image"][0]
         rows, cols = torch.nonzero(out > 0.5, as_tuple=True)
@@ -255,19 +264,19 @@ class TestXrayPreprocessing:
         torch.testing.assert_close(out.as_tensor(), expected, rtol=0, atol=1e-6)
 
     def test_non_square_image_is_fitted_then_padded(self):
-        img = torch.ones(1, 100, 200, 1)  # a one-slice "volume" as readers return it
+        img = torch.ones(1, 100, 200, 1)  # a one-slice "volume" as readers return it: 100 wide, 200 high
         img[0, 0, 0] = 0
         pre = Compose(xray_preprocessing(size=64, normalize="none", intensity="minmax", channels=1))
         out = pre({"image": img})["image"]
         assert out.shape == (1, 64, 64)
-        assert torch.all(out[0, :16] == 0) and torch.all(out[0, -16:] == 0)  # padding
-        assert out[0, 20:44].mean() > 0.99  # image, longest side -> 64
+        assert torch.all(out[0, :, :16] == 0) and torch.all(out[0, :, -16:] == 0)  # padding left and right
+        assert out[0, :, 20:44].mean() > 0.99  # image, longest side (the height) -> 64
 
     def test_fitted_image_is_area_averaged_and_padded_symmetrically(self):
-        img = torch.rand(1, 100, 200, 1, generator=torch.Generator().manual_seed(2))
+        img = torch.rand(1, 200, 100, 1, generator=torch.Generator().manual_seed(2))  # 200 wide, 100 high
         out = Compose(xray_preprocessing(size=50, normalize="none", intensity="minmax", channels=1))({"image": img})
         out = out["image"][0].as_tensor()
-        scaled = (img[0, ..., 0] - img.min()) / (img.max() - img.min())
+        scaled = ((img[0, ..., 0] - img.min()) / (img.max() - img.min())).T  # (rows, columns)
         fitted = scaled.reshape(25, 4, 50, 4).mean((1, 3))  # longest side 200 -> 50: means of 4 x 4 blocks
         before = (50 - 25) // 2
         after = 50 - 25 - before  # 12 rows above, 13 below
@@ -280,7 +289,7 @@ class TestXrayPreprocessing:
         img = torch.rand(1, 80, 80, generator=torch.Generator().manual_seed(0))
         out = Compose(xray_preprocessing(size=80, intensity="minmax", channels=channels))({"image": img})["image"]
         assert out.shape == (channels, 80, 80)
-        scaled = (img[0] - img.min()) / (img.max() - img.min())
+        scaled = ((img[0] - img.min()) / (img.max() - img.min())).T
         if channels == 3:
             for c in range(3):  # undo the normalisation: every channel is the same [0, 1] image
                 restored = out[c] * IMAGENET_STD[c] + IMAGENET_MEAN[c]
@@ -302,7 +311,7 @@ class TestXrayPreprocessing:
     def test_rgb_input_is_averaged_to_gray_then_repeated(self):
         img = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(3))
         out = Compose(xray_preprocessing(size=40, normalize="none"))({"image": img})["image"]
-        gray = percentile_scaled(img.numpy().astype(np.float64).mean(0))
+        gray = percentile_scaled(img.numpy().astype(np.float64).mean(0)).T
         np.testing.assert_allclose(out.numpy(), np.broadcast_to(gray, (3, 40, 40)), rtol=0, atol=1e-6)
 
     def test_percentile_scaling_clips_outliers(self):
@@ -310,7 +319,7 @@ class TestXrayPreprocessing:
         img[0, 0, 0] = 1000.0  # burnt-in marker
         out = Compose(xray_preprocessing(size=64, normalize="none", channels=1))({"image": img})["image"]
         assert out.min() == 0 and out.max() == 1 and out.mean() == pytest.approx(0.5, abs=0.05)
-        np.testing.assert_allclose(out.numpy(), percentile_scaled(img.numpy()), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out.numpy(), percentile_scaled(img.numpy()).transpose(0, 2, 1), rtol=0, atol=1e-6)
         assert float(out[0, 0, 0]) == 1.0  # the marker is clipped to white, not stretching the scale
 
 
@@ -360,11 +369,12 @@ class TestAugmentation:
         names = {type(t).__name__ for t in ct_train_augmentation() + xray_train_augmentation()}
         assert "RandFlipd" not in names
         flips = [t for t in xray_train_augmentation(flip_lr=True) if type(t).__name__ == "RandFlipd"]
-        assert len(flips) == 1 and flips[0].flipper.spatial_axis == 0
+        assert len(flips) == 1 and flips[0].flipper.spatial_axis == 1  # (C, H, W): the columns run left-right
 
     def test_ct_rotation_without_tilt_stays_in_the_axial_plane(self):
         img = torch.ones(1, 24, 24, 8) * torch.arange(1, 9).float()  # each axial slice has its own value
-        aug = ct_train_augmentation(prob=1.0, rotate_deg=10, tilt_deg=0, scale=0, intensity_shift=0, noise_std=0)
+        aug = ct_train_augmentation(prob=1.0, rotate_deg=10, tilt_deg=0, scale=0, intensity_shift=0, noise_std=0,
+                                    air=0.0)
         out = self.run(aug, img, 0)
         assert not torch.equal(out, img)  # rotated: corners padded with 0
         for k in range(8):  # no mixing across slices: interiors keep the slice's value, only edges blend with 0

@@ -2,7 +2,10 @@
 
 :class:`BundleModel` reads a bundle's inference config (and its model card through it), its trained weights
 (``model.pt``, ``model.ts`` or ``model.onnx``) and its postprocessing, so that the error report, the ONNX export,
-the MONAI Deploy operator and the MONAI Label tasks classify exactly as the bundle's own inference does.
+the MONAI Deploy operator and the MONAI Label tasks classify exactly as the bundle's own inference does. The model is
+the one of a run (``<bundle>/runs/<name>/models``, :func:`~medtl_monai.bundle.resolve_run`): by default the published
+run, else the latest; a bundle with no runs (a model-zoo, MONAI Deploy or MONAI Label copy holding only
+``models/model.pt`` and its card) serves its own ``models/``.
 Applications that bring their own image loading (MONAI Deploy turns a DICOM series into an array; MONAI Label loads
 an uploaded file) hand it channel-first ``MetaTensor`` images with their affine: the config's ``LoadImaged`` is set
 aside and every later transform (orientation, spacing, crop, resize, windows) runs as in the bundle.
@@ -22,7 +25,9 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, LoadImaged
 
 from ..networks import OnnxRuntimeNetwork, read_state_dict
+from .card import CARD_NAME
 from .config import load_config
+from .runs import find_run_file, resolve_run
 
 __all__ = ["BundleModel"]
 
@@ -39,12 +44,21 @@ class BundleModel:
         config_file: inference config(s) (names in ``configs/``, or paths); later files override earlier ones.
         model_file: ``.pt``/``.pth`` (a state dict for ``network_def`` or a checkpoint holding one), ``.ts``
             (TorchScript, e.g. from ``ckpt_export``) or ``.onnx`` (run by ONNX Runtime); relative to ``bundle_dir``
-            or absolute. Default: ``model.pt`` in the config's ``ckpt_dir``.
-        overrides: config values to set, as on the ``monai.bundle`` command line (e.g. ``{"ckpt_dir": ...}``).
+            or absolute. Default: ``model.pt`` in the run's ``models/`` (the config's ``ckpt_dir``).
+        overrides: config values to set, as on the ``monai.bundle`` command line (e.g. ``{"ckpt_dir": ...}``); they
+            win over what ``run`` sets.
         device: where the PyTorch network runs (ONNX models run on ONNX Runtime's CPU provider).
         image_key, pred_key: dictionary keys of the input image and of the prediction.
+        run: the run whose model is served: a name under ``<bundle>/runs/``, a run folder, or ``None`` for the
+            published run, else the latest, else the bundle's own ``models/``. The config gets ``run_dir`` = that
+            folder and ``ckpt_dir`` = its ``models/`` (so the model card read is the run's). With ``run=None`` and a
+            ``model_file`` that has a model card beside it (``<bundle>/models/model.pt``, the published copy that
+            MONAI Deploy and MONAI Label load), that card is used: the card always describes the weights loaded.
+            A ``run_name`` in ``overrides`` counts as ``run`` (as on the ``monai.bundle run`` command line).
 
     Attributes:
+        run_dir: the run folder (the bundle folder for a bundle with no runs).
+        model_file: the weights file loaded.
         parser: the parsed inference config.
         class_names: the model's classes, in output order (from its card).
         network: the network with the trained weights, in eval mode.
@@ -53,7 +67,7 @@ class BundleModel:
         postprocessing: the config's postprocessing (softmax).
 
     Raises:
-        FileNotFoundError: the bundle or the model file does not exist.
+        FileNotFoundError: the bundle, the run or the model file does not exist.
         ValueError: an unknown model file type.
     """
 
@@ -66,16 +80,23 @@ class BundleModel:
         device: str | torch.device = "cpu",
         image_key: str = "image",
         pred_key: str = "pred",
+        *,
+        run: str | os.PathLike | None = None,
     ) -> None:
         self.bundle_dir = Path(bundle_dir).resolve()
         if not (self.bundle_dir / "configs").is_dir():
             raise FileNotFoundError(f"{str(self.bundle_dir)!r} is not a bundle folder (no configs/).")
         self.device = torch.device(device)
         self.image_key, self.pred_key = image_key, pred_key
+        if run is None and (overrides or {}).get("run_name"):  # ``--run_name`` means the same as for monai.bundle run
+            run = str(overrides["run_name"])
+        self.run_dir = resolve_run(self.bundle_dir, run)
+        given = self._in_bundle(model_file) if model_file else None
+        located = {"run_dir": str(self.run_dir), "ckpt_dir": str(self._models_dir(given, run))}
         self.parser = load_config(self.bundle_dir, config_file,
-                                  {"device": f"$torch.device('{self.device}')", **dict(overrides or {})})
+                                  {"device": f"$torch.device('{self.device}')", **located, **dict(overrides or {})})
         ckpt_dir = Path(self.parser.get_parsed_content("ckpt_dir"))
-        self.model_file = self._in_bundle(model_file) if model_file else ckpt_dir / "model.pt"
+        self.model_file = given if given is not None else ckpt_dir / "model.pt"
         if self.model_file.suffix not in _MODEL_SUFFIXES:
             raise ValueError(f"model file must end with one of {_MODEL_SUFFIXES}, got {str(self.model_file)!r}.")
         if not self.model_file.is_file():
@@ -87,6 +108,14 @@ class BundleModel:
         self.load_transforms = Compose([t for t in transforms if isinstance(t, LoadImaged)])
         self.postprocessing = self.parser.get_parsed_content("postprocessing")
         self.network = self._load_network()
+
+    def _models_dir(self, model_file: Path | None, run: str | os.PathLike | None) -> Path:
+        """The folder of the model card: beside an explicit model file when it has one and no run was asked for,
+        else the run's ``models/`` (or the run folder itself when its checkpoints sit at its top)."""
+        if run is None and model_file is not None and (model_file.parent / CARD_NAME).is_file():
+            return model_file.parent
+        found = find_run_file(self.run_dir, "model.pt")
+        return found.parent if found is not None else self.run_dir / "models"
 
     def _in_bundle(self, path: str | os.PathLike) -> Path:
         p = Path(path)

@@ -1,12 +1,14 @@
 """Turn a data set's own layout into datalist items (``{"id", "image", "label", "patient_id"}``).
 
-Two source layouts are understood:
+Three source layouts are understood:
 
 * ``bimcv``: the BIDS-like tree of BIMCV-COVID19+ (``sub-*/ses-*/mod-ct|mod-rx/sub-*_ses-*_..._ct|cr|dx.<ext>``
   plus JSON sidecars) with a labels table (TSV/CSV) keyed by subject and session, by an ``id`` such as
   ``sub-S0001_ses-E0001``, or by subject only (the label then holds for all of its sessions).
 * ``csv``: a folder with one entry per case (a DICOM study folder, a NIfTI file, ...) plus a CSV ``id,label
   [,patient_id]``; the path of a case is ``root / pattern.format(id=...)`` with a few file extensions tried.
+* ``folders``: one sub-folder per class, ``root/<class>/**/<image>`` (the layout of most public X-ray sets); the
+  patient id comes from a regular expression on the image's path, else from the file's stem.
 
 Every item is ``{"id", "image", "label", "patient_id"}``; ``label`` is the class index, or a multi-hot list of 0/1
 for multi-label tasks. :func:`~medtl_monai.data.write_datalist` stores them as a datalist JSON.
@@ -23,7 +25,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODALITY_DIRS", "read_table", "infer_class_names", "encode_label", "bimcv_items", "csv_items"]
+from .cases import default_input_kinds, folder_cases
+
+__all__ = ["MODALITY_DIRS", "bimcv_items", "csv_items", "encode_label", "folder_items", "infer_class_names",
+           "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +153,7 @@ def _entities(name: str) -> dict[str, str]:
 
 
 def _strip(value: str, prefix: str) -> str:
-    return value[len(prefix):] if value.startswith(prefix) else value
+    return value.removeprefix(prefix)
 
 
 def _label_rows(labels: Path, rows: list[dict[str, str]], columns: Sequence[str]) -> dict[tuple[str, str | None], tuple[int, dict[str, str]]]:
@@ -325,3 +330,94 @@ def csv_items(
         patient = row.get(patient_column, "") if has_patient else ""
         items.append({"id": case_id, "image": str(path), "label": label, "patient_id": patient or case_id})
     return items, list(class_names)
+
+
+def _class_images(folder: Path, modality: str) -> list[Path]:
+    """The images of one class folder: DICOM series folders and NIfTI files for CT; for X-ray, NIfTI files, pictures
+    and every DICOM file (a folder of radiographs is not a series)."""
+    spatial_dims = 3 if modality == "ct" else 2
+    kinds = default_input_kinds(spatial_dims)
+    if spatial_dims == 2:
+        kinds = tuple(k for k in kinds if k != "file")
+    try:
+        found = [Path(item["image"]) for item in folder_cases(folder, kinds)]
+    except ValueError:
+        found = []
+    if spatial_dims == 2:
+        found += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".dcm"]
+    return sorted(set(found))
+
+
+def _stem(path: Path) -> str:
+    """A file's name without its image extension (``.nii.gz`` included); a folder's name."""
+    lower = path.name.lower()
+    for ext in (*_IMAGE_EXTS, ".bmp"):
+        if lower.endswith(ext):
+            return path.name[: -len(ext)]
+    return path.name if path.is_dir() else path.stem
+
+
+def folder_items(
+    root: str | PathLike,
+    *,
+    modality: str = "xray",
+    class_names: Sequence[str] | None = None,
+    patient_regex: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """List the images of a folder laid out as one sub-folder per class (``root/<class>/**/<image>``).
+
+    The class of an image is the name of the sub-folder of ``root`` it is under. Images are found with
+    :func:`~medtl_monai.data.folder_cases`: for CT, DICOM series folders and NIfTI files; for X-ray, NIfTI files,
+    pictures (PNG, JPEG, BMP) and every ``.dcm`` file. The item ``id`` is the image's path relative to ``root``
+    without its extension (e.g. ``pneumonia/person1_bacteria_1``); the ``patient_id`` is the first group of
+    ``patient_regex`` searched in that relative path (e.g. ``r"(person\\d+)_"``), else the file's stem.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        modality: ``"ct"`` or ``"xray"`` (which kinds of image are collected).
+        class_names: classes in index order, each a sub-folder name; ``None`` takes every sub-folder, sorted.
+            Sub-folders not named are skipped (logged).
+        patient_regex: a regular expression with one group giving the patient id; ``None`` uses the file stem.
+
+    Returns:
+        the items sorted by id, and the class names.
+
+    Raises:
+        ValueError: for an unknown modality, a root without class sub-folders, a named class without a folder or
+            images, a regular expression without a group, or a path it does not match (``<path>: <problem>``).
+    """
+    if modality not in MODALITY_DIRS:
+        raise ValueError(f"modality must be one of {sorted(MODALITY_DIRS)}, got {modality!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: folder does not exist")
+    pattern = re.compile(patient_regex) if patient_regex else None
+    if pattern is not None and pattern.groups < 1:
+        raise ValueError(f"patient_regex '{patient_regex}' has no group; write the patient id part as (...)")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_names is None:
+        class_names = folders
+    if not class_names:
+        raise ValueError(f"{root}: no class sub-folders (expected root/<class>/<images>)")
+    skipped = sorted(set(folders) - set(class_names))
+    if skipped:
+        logger.warning("%s: sub-folders %s are not in the class list %s; skipped", root, skipped, list(class_names))
+    items: list[dict[str, Any]] = []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        images = _class_images(folder, modality) if folder.is_dir() else []
+        if not images:
+            problem = f"holds no {modality} images" if folder.is_dir() else "does not exist"
+            raise ValueError(f"{folder}: class folder {problem}")
+        for path in images:
+            relative = path.relative_to(root).as_posix()
+            if pattern is not None:
+                match = pattern.search(relative)
+                if match is None:
+                    raise ValueError(f"{path}: patient_regex '{patient_regex}' does not match '{relative}'")
+                patient = match.group(1)
+            else:
+                patient = _stem(path)
+            item_id = (Path(relative).parent / _stem(path)).as_posix()
+            items.append({"id": item_id, "image": str(path), "label": label, "patient_id": patient})
+    return sorted(items, key=lambda it: it["id"]), list(class_names)

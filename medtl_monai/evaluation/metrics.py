@@ -1,9 +1,10 @@
 """Classification metrics from per-case probabilities, on MONAI's metric functions.
 
 :func:`classification_summary` gives the numbers ``metrics.json`` and the error report print (AUROC, AUPRC,
-accuracy, sensitivity, specificity). :func:`positive_class_scores` is the output transform that makes MONAI's
-``AveragePrecision`` handler score a two-class problem as AUPRC of the positive class (MONAI averages over every
-class column it is given).
+accuracy, sensitivity, specificity, per-class sensitivity and specificity), right for any number of classes; the
+validation metrics of the bundles follow the same rules (:mod:`.class_rates`). :func:`positive_class_scores` is
+the output transform that makes MONAI's ``AveragePrecision`` handler score a two-class problem as AUPRC of the
+positive class (MONAI averages over every class column it is given).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from monai.handlers import from_engine
 from monai.metrics import compute_average_precision, compute_roc_auc
+
+from .class_rates import per_class_rates, summarise_classes
 
 __all__ = ["average_precision", "classification_summary", "positive_class_scores"]
 
@@ -56,12 +59,13 @@ def positive_class_scores(output: Any, keys: tuple[str, str] = ("pred", "label")
 
 def classification_summary(
     probabilities: np.ndarray, labels: Sequence[int], threshold: float = 0.5
-) -> dict[str, float]:
+) -> dict[str, float | list[float]]:
     """AUROC, AUPRC, accuracy, sensitivity and specificity of single-label predictions.
 
-    Two classes: class 1 is positive and predicted when its probability >= ``threshold``. More classes: AUROC and
-    AUPRC are macro one-vs-rest averages, the prediction is the arg-max, and sensitivity / specificity are
-    macro-averaged per class.
+    Two classes: class 1 is positive and predicted when its probability >= ``threshold``; AUROC, AUPRC,
+    sensitivity and specificity are those of class 1. More classes: the prediction is the arg-max, AUROC and AUPRC
+    are macro one-vs-rest averages and sensitivity / specificity the macro averages of the per-class (one-vs-rest)
+    values. Accuracy is always the fraction of cases whose predicted class is right, over all classes.
 
     Args:
         probabilities: (N, C) class probabilities.
@@ -69,7 +73,8 @@ def classification_summary(
         threshold: decision threshold for two classes.
 
     Returns:
-        A dict of floats (NaN where undefined, e.g. AUROC with one class present).
+        A dict of floats (NaN where undefined, e.g. AUROC with one class present), plus
+        ``sensitivity_per_class`` and ``specificity_per_class``: lists of K floats in class order.
     """
     probs = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels).astype(int).ravel()
@@ -77,14 +82,10 @@ def classification_summary(
     onehot = np.eye(c)[y]
     pred = (probs[:, 1] >= threshold).astype(int) if c == 2 else probs.argmax(1)
     classes = [1] if c == 2 else list(range(c))
-    sens, spec = [], []
-    for k in classes:
-        tp = np.sum((pred == k) & (y == k))
-        fn = np.sum((pred != k) & (y == k))
-        tn = np.sum((pred != k) & (y != k))
-        fp = np.sum((pred == k) & (y != k))
-        sens.append(tp / (tp + fn) if tp + fn else float("nan"))
-        spec.append(tn / (tn + fp) if tn + fp else float("nan"))
+    if n:
+        sens, spec = per_class_rates(pred, y, c, "sensitivity"), per_class_rates(pred, y, c, "specificity")
+    else:
+        sens = spec = np.full(c, np.nan)
     try:
         auroc = float(compute_roc_auc(torch.as_tensor(probs), torch.as_tensor(onehot), average="macro"))
     except (AssertionError, ValueError):
@@ -95,8 +96,10 @@ def classification_summary(
         "auroc": auroc,
         "auprc": auprc,
         "accuracy": float(np.mean(pred == y)) if n else float("nan"),
-        "sensitivity": float(np.nanmean(sens)),
-        "specificity": float(np.nanmean(spec)),
+        "sensitivity": summarise_classes(sens),
+        "specificity": summarise_classes(spec),
+        "sensitivity_per_class": [float(v) for v in sens],
+        "specificity_per_class": [float(v) for v in spec],
         "threshold": float(threshold),
         "n_cases": int(n),
     }

@@ -6,37 +6,79 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from ..data.skipping import CASE_INDEX_KEY
+from ..io.checks import MODALITY_FLAG_KEY
 from .metrics import classification_summary
 
-__all__ = ["PredictionWriter"]
+__all__ = ["STATUSES", "PredictionWriter"]
 
 logger = logging.getLogger("medtl_monai.evaluation")
+
+#: The ``status`` of a row: predicted, predicted but flagged (e.g. a modality the model was not trained on), or
+#: skipped (unusable input, no prediction).
+STATUSES: tuple[str, ...] = ("ok", "flagged", "skipped")
+
+
+def _image_meta(batch_item: dict) -> dict:
+    image = batch_item.get("image")
+    return getattr(image, "meta", None) or batch_item.get("image_meta_dict") or {}
 
 
 def _case_id(batch_item: dict, index: int) -> str:
     if isinstance(batch_item, dict):
         if batch_item.get("id") is not None:
             return str(batch_item["id"])
-        image = batch_item.get("image")
-        meta = getattr(image, "meta", None) or batch_item.get("image_meta_dict") or {}
-        name = meta.get("filename_or_obj")
+        name = _image_meta(batch_item).get("filename_or_obj")
         if name:
             return os.path.basename(str(name).rstrip("/"))
     return f"case{index:05d}"
 
 
+def _plain(value: Any) -> Any:
+    """A batch value as CSV text material: tensors and arrays as numbers or lists, None as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        value = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+        return value.item() if value.size == 1 else value.tolist()
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(_plain(v)) for v in value)
+    return value
+
+
+def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` through a temporary file in its folder, then replace it in one step."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: os.replace is one step
+    try:
+        with open(temporary, "w", newline="") as f:
+            write(f)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 class PredictionWriter:
     """Collect per-case class probabilities during an evaluation and write them as CSV (and metrics as JSON).
 
-    The CSV has ``id``, ``label`` (empty for inference), one ``prob_<class>`` column per class and ``prediction``.
-    When labels are present, ``metrics.json`` holds :func:`classification_summary` plus the engine's own metrics.
+    The CSV has ``id``, ``label`` (empty for inference), one ``prob_<class>`` column per class, ``prediction``,
+    ``status`` (:data:`STATUSES`), ``error`` (why a case was flagged or skipped, as ``<path>: <problem>``), then the
+    ``extra_columns``. Cases that the engine's data loader set aside (a
+    :class:`~medtl_monai.data.SkippingDataLoader`) are rows with status ``skipped`` and no probabilities; rows follow
+    the order of the data when the items carry their index (:class:`~medtl_monai.data.SkipBadCasesDataset`). When
+    labels are present, ``metrics.json`` holds :func:`classification_summary` of the predicted rows plus the engine's
+    own metrics.
+
+    Both files are written fresh for each run: stale ones are removed when the run starts, and each is written to a
+    temporary file that replaces the old one in one step at the end, so a reader never sees a partial or an old file.
 
     Args:
         output_dir: folder for the files.
@@ -45,6 +87,10 @@ class PredictionWriter:
         metrics_name: name of the metrics file (``None`` disables it).
         threshold: decision threshold for two classes.
         pred_key, label_key: keys of the decollated engine output.
+        flag_keys: keys of each batch item holding ``""`` or a problem (as
+            :class:`~medtl_monai.io.checks.CheckModalityd` writes them); a problem marks the row ``flagged``.
+        extra_columns: further columns, each copied from the batch item's key of that name, else from the image's
+            metadata (e.g. ``"Modality"``), else empty.
     """
 
     def __init__(
@@ -56,17 +102,36 @@ class PredictionWriter:
         threshold: float = 0.5,
         pred_key: str = "pred",
         label_key: str = "label",
+        flag_keys: Sequence[str] = (MODALITY_FLAG_KEY,),
+        extra_columns: Sequence[str] = (),
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = [str(c) for c in class_names]
         self.csv_name, self.metrics_name, self.threshold = csv_name, metrics_name, float(threshold)
         self.pred_key, self.label_key = pred_key, label_key
+        self.flag_keys = tuple(flag_keys)
+        self.extra_columns = [str(c) for c in extra_columns]
+        clash = set(self.extra_columns) & {"id", "label", "prediction", "status", "error"}
+        if clash:
+            raise ValueError(f"extra_columns {sorted(clash)} clash with the standard columns of the predictions file.")
         self.rows: list[dict] = []
 
     def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.remove_stale_files)
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _files(self) -> list[Path]:
+        return [self.output_dir / name for name in (self.csv_name, self.metrics_name) if name]
+
+    def remove_stale_files(self, engine: Engine | None = None) -> None:
+        """Remove the predictions and metrics files of a previous run (when the engine starts; a bundle's
+        ``initialize`` calls it too, so that a run that fails before its engine starts leaves no stale file)."""
+        for path in self._files():
+            if path.is_file():
+                path.unlink()
+                logger.info("removed %s of a previous run", path)
 
     def _reset(self, engine: Engine) -> None:
         self.rows = []
@@ -80,21 +145,48 @@ class PredictionWriter:
             if label is not None:
                 label_t = torch.as_tensor(label).detach().cpu().reshape(-1)
                 label = int(label_t.argmax()) if label_t.numel() == len(probs) and label_t.numel() > 1 else int(label_t[0])
-            self.rows.append({"id": _case_id(item, len(self.rows)), "label": label, "probs": probs})
+            item = item if isinstance(item, dict) else {}
+            flags = [str(_plain(item.get(key))) for key in self.flag_keys if _plain(item.get(key)) not in ("", [])]
+            index = _plain(item.get(CASE_INDEX_KEY))
+            self.rows.append({
+                "id": _case_id(item, len(self.rows)), "label": label, "probs": probs,
+                "status": "flagged" if flags else "ok", "error": "; ".join(flags),
+                "index": index if isinstance(index, int) else None,
+                "extra": {name: _plain(item[name] if name in item else _image_meta(item).get(name))
+                          for name in self.extra_columns},
+            })
+
+    def _skipped_rows(self, engine: Engine) -> list[dict]:
+        records = getattr(getattr(engine, "data_loader", None), "skipped", None) or []
+        return [{"id": r["id"], "label": None, "probs": None, "status": "skipped", "error": r["error"],
+                 "index": r.get("index"), "extra": {name: "" for name in self.extra_columns}} for r in records]
 
     def _write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / self.csv_name
+        rows = self.rows + self._skipped_rows(engine)
+        if rows and all(r["index"] is not None for r in rows):
+            rows.sort(key=lambda r: r["index"])
         names = self.class_names
-        with open(path, "w", newline="") as f:
+
+        def write_csv(f) -> None:
             writer = csv.writer(f)
-            writer.writerow(["id", "label", *[f"prob_{n}" for n in names], "prediction"])
-            for row in self.rows:
+            writer.writerow(["id", "label", *[f"prob_{n}" for n in names], "prediction", "status", "error",
+                             *self.extra_columns])
+            for row in rows:
                 probs = row["probs"]
-                pred = int(probs[1] >= self.threshold) if len(probs) == 2 else int(np.argmax(probs))
+                if probs is None:
+                    cells, prediction = [""] * len(names), ""
+                else:
+                    pred = int(probs[1] >= self.threshold) if len(probs) == 2 else int(np.argmax(probs))
+                    cells, prediction = [f"{p:.6f}" for p in probs], names[pred]
                 label = "" if row["label"] is None else names[row["label"]]
-                writer.writerow([row["id"], label, *[f"{p:.6f}" for p in probs], names[pred]])
-        logger.info("wrote %d per-case predictions to %s", len(self.rows), path)
+                writer.writerow([row["id"], label, *cells, prediction, row["status"], row["error"],
+                                 *[row["extra"][c] for c in self.extra_columns]])
+
+        path = self.output_dir / self.csv_name
+        _write_atomically(path, write_csv)
+        counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+        logger.info("wrote %d rows to %s (%d ok, %d flagged, %d skipped)", len(rows), path, *counts.values())
         labelled = [r for r in self.rows if r["label"] is not None]
         if self.metrics_name and labelled:
             summary = classification_summary(np.stack([r["probs"] for r in labelled]), [r["label"] for r in labelled], self.threshold)
@@ -103,5 +195,5 @@ class PredictionWriter:
                     summary[f"engine_{key}"] = float(value)
             summary["class_names"] = names
             metrics_path = self.output_dir / self.metrics_name
-            metrics_path.write_text(json.dumps(summary, indent=2))
+            _write_atomically(metrics_path, lambda f: f.write(json.dumps(summary, indent=2)))
             logger.info("test metrics: %s (written to %s)", {k: summary[k] for k in ("auroc", "auprc", "accuracy", "sensitivity", "specificity")}, metrics_path)

@@ -1,76 +1,106 @@
-"""Where to cut: a cheap search for TruncatedTL's cut point with linear probes on frozen, pooled features.
+"""Where to cut: TruncatedTL's cut-point search, scored on folds of the training split, with its uncertainty.
 
 TruncatedTL (Peng et al., "Rethinking Transfer Learning for Medical Image Classification", BMVC 2023) searches the
 cut hierarchically: first at block level (after ``layer1`` .. ``layer4``), then at layer level (after each residual
-block / dense layer) around the best block. Finetuning a network per candidate is what the paper does and what a
-CPU cannot afford; this module scores each candidate with a *proxy*: a logistic-regression probe trained on the
-frozen backbone's globally average-pooled features at that cut (training split), scored by AUROC on the validation
-split. The proxy measures how linearly separable the classes are at each depth, which is what the kept bottom of a
-truncated network starts from; it does not see what finetuning would add, so treat its answer as a starting point
-and confirm the top two or three cuts with real training.
+block / dense layer) around the best block. This module does the same, with three safeguards:
 
-``method="finetune"`` is that confirmation, automated: each candidate cut is truncated from the pretrained network,
-given a new head and finetuned for a few epochs on the training split (Adam, class-weighted cross-entropy, no
-augmentation, preprocessed images cached once), and scored by its best validation AUROC over those epochs. It costs
-one short training per candidate instead of one forward pass per image, and sees what finetuning adds: on the
-X-ray demo with proxy-pretrained ResNet-50 weights the probe preferred a one-block network that finetuned far worse
-than the paper's TTL-2 cut (docs/benchmarks.md).
+- **Training data only.** Every candidate is scored by K-fold cross-validation *inside the training split*
+  (:func:`inner_folds`: folds grouped by patient when the items carry ``patient_id``, stratified by label): each fold
+  trains on the other folds and is scored once on its own items. The validation and test splits are never read, so
+  the bundle's validation split stays free for choosing the checkpoint and its test split for the one final report.
+- **An estimate with its uncertainty.** Each cut gets the mean fold AUROC, its standard error (sample standard
+  deviation over the folds / sqrt(n)) and n. A single validation score per cut, maximised over 10–20 cuts, is a
+  winner's-curse estimate; the recommendation instead follows the *one-standard-error rule* (Breiman, Friedman,
+  Olshen & Stone, "Classification and Regression Trees", 1984; Hastie, Tibshirani & Friedman, "The Elements of
+  Statistical Learning", 2009, §7.10): the smallest cut whose mean is at least the best mean minus the best cut's
+  standard error (:func:`one_standard_error_choice`).
+- **The network the bundle trains.** :func:`run_cut_search` builds every candidate through the bundle's own
+  ``network`` (``strategy_network`` + ``prepare_network``: its weights, inflation, dropout, ``init_from`` /
+  ``init_head`` and the strategy's network policy), preprocesses with the bundle's ``preprocessing_transforms`` and
+  trains with the strategy's rate rule (:func:`~medtl_monai.training.configure`).
 
-Cost: ONE forward pass of the full backbone per image serves every candidate cut, block and layer level alike:
-forward hooks on every residual block (ResNet) or dense layer (DenseNet) pool the feature map as it is produced
-(a DenseNet cut inside a block is scored after the pretrained normalisation + ReLU that the truncated network
-applies there). The probes then cost milliseconds each. :class:`CutSearchResult` reports the wall time, the number
-of images passed forward and the number of forward passes.
+Two methods score a cut on a fold. ``finetune`` (the default) truncates the network, gives it a new head and finetunes
+it for a few epochs (Adam, class-weighted cross-entropy, no augmentation, images preprocessed once and cached), then
+scores the held-out fold after the last epoch (no epoch is chosen on the data that scores it). ``probe`` is the cheap
+proxy: a logistic-regression probe on the frozen backbone's pooled features at the cut; ONE forward pass of the full
+backbone per image serves every cut (forward hooks on each residual block / dense layer). The probe measures linear
+separability at a depth, not what finetuning adds: on the X-ray demo with proxy-pretrained ResNet-50 weights it
+preferred a one-block network that finetuned far worse than the paper's TTL-2 cut (docs/benchmarks.md).
+
+With ``tracking="mlflow"``, :func:`run_cut_search` records each candidate cut as one MLflow run (named
+``<level>_<cut>``, its fold scores as steps of ``fold_auroc`` / ``fold_auprc``) of one experiment in the bundle's
+tracking store (``tracking_uri``: ``<bundle>/mlruns.db``). The candidates are finetuned outside the bundle's engines,
+so MONAI's ``MLFlowHandler`` never sees them; they are logged with the MLflow client once the search is done
+(:func:`~medtl_monai.training.log_mlflow_run`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
+import json
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..bundle import load_config
 from ..evaluation import classification_summary
 from ..networks import (
     ClassificationHead,
-    TransferClassifier,
     count_parameters,
     feature_channels,
     get_family,
     truncate_backbone,
 )
-from ..training import check_network, class_weights
+from ..networks.profile import count_macs
+from ..training import check_network, class_weights, configure, get_strategy, log_mlflow_run
 
-__all__ = ["CutScore", "CutSearchResult", "CUT_SEARCH_METHODS", "candidate_cuts", "extract_cut_features", "linear_probe",
-           "finetune_cut", "search_cut", "run_cut_search"]
+__all__ = [
+    "CUT_SEARCH_METHODS",
+    "CutScore",
+    "CutSearchResult",
+    "candidate_cuts",
+    "extract_cut_features",
+    "finetune_cut",
+    "inner_folds",
+    "linear_probe",
+    "one_standard_error_choice",
+    "run_cut_search",
+    "search_cut",
+    "track_cut_search",
+    "truncated_copy",
+]
 
-#: ``probe``: linear probe on frozen pooled features (one forward pass per image); ``finetune``: a short finetune per cut.
-CUT_SEARCH_METHODS: tuple[str, ...] = ("probe", "finetune")
+#: ``finetune`` (default): a short finetune per cut and fold; ``probe``: linear probe on frozen pooled features.
+CUT_SEARCH_METHODS: tuple[str, ...] = ("finetune", "probe")
+
+
+def _finite(values: Iterable[float]) -> list[float]:
+    return [float(v) for v in values if v is not None and not math.isnan(v)]
 
 
 @dataclass
 class CutScore:
-    """One candidate cut and its proxy score.
+    """One candidate cut, its fold scores and its cost.
 
     Attributes:
-        cut: the cut as a bundle takes it (``--cut``): a layer count, or a stage name at block level.
+        cut: the cut as a bundle takes it (``--cut``): a stage name at block level, a layer count at layer level.
         blocks: the cut as a number of residual blocks / dense layers kept.
         level: ``"block"`` or ``"layer"``.
         where: human-readable position, e.g. ``"layer3 block 4/6"``.
-        params: parameters of the truncated network with a linear head.
-        auroc: validation AUROC of the proxy (probe, or best epoch of the short finetune).
-        auprc: validation AUPRC at that point.
+        params: parameters of the candidate network (truncated backbone + head).
+        macs: multiply-accumulates of one forward pass of one image.
+        fold_auroc, fold_auprc: the held-out score of each fold.
+        seconds: wall time of scoring this cut on every fold.
     """
 
     cut: str | int
@@ -78,88 +108,156 @@ class CutScore:
     level: str
     where: str
     params: int
-    auroc: float
-    auprc: float
+    macs: int
+    fold_auroc: list[float]
+    fold_auprc: list[float]
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        """Folds with a finite AUROC."""
+        return len(_finite(self.fold_auroc))
+
+    @property
+    def auroc(self) -> float:
+        """Mean held-out AUROC over the folds (NaN when no fold could be scored)."""
+        values = _finite(self.fold_auroc)
+        return statistics.fmean(values) if values else float("nan")
+
+    @property
+    def se(self) -> float:
+        """Standard error of :attr:`auroc`: sample standard deviation / sqrt(n) (NaN for fewer than two folds)."""
+        values = _finite(self.fold_auroc)
+        return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+    @property
+    def auprc(self) -> float:
+        """Mean held-out AUPRC over the folds."""
+        values = _finite(self.fold_auprc)
+        return statistics.fmean(values) if values else float("nan")
+
+
+def one_standard_error_choice(scores: Sequence[CutScore]) -> tuple[CutScore, CutScore, float]:
+    """The one-standard-error rule: the smallest cut whose mean score is within one standard error of the best.
+
+    Breiman et al. (CART, 1984) and Hastie et al. (The Elements of Statistical Learning, 2009, §7.10): among models
+    whose cross-validated score is no worse than the best model's minus its standard error, take the simplest; here
+    the one with the fewest blocks kept (then the fewest parameters). The best is the highest mean (ties to the
+    smaller network); a best cut without a standard error (one fold) makes the rule the arg-max.
+
+    Args:
+        scores: the scored cuts (at least one with a finite mean).
+
+    Returns:
+        ``(recommended, best, threshold)`` where ``threshold = best.auroc - best.se``.
+
+    Raises:
+        ValueError: no cut has a finite mean.
+    """
+    scored = [s for s in scores if not math.isnan(s.auroc)]
+    if not scored:
+        raise ValueError("no candidate cut could be scored (every fold's AUROC is undefined).")
+    best = max(scored, key=lambda s: (s.auroc, -s.blocks, -s.params))
+    threshold = best.auroc - (0.0 if math.isnan(best.se) else best.se)
+    chosen = min((s for s in scored if s.auroc >= threshold), key=lambda s: (s.blocks, s.params))
+    return chosen, best, threshold
 
 
 @dataclass
 class CutSearchResult:
-    """Scores of every probed cut and the recommendation.
+    """Scores of every candidate cut, the recommendation and the cost.
 
     Attributes:
         arch: the architecture.
-        scores: block-level scores, then layer-level ones.
-        best_block: the best block-level cut (a stage name).
-        recommended: the best cut overall (an int layer count, or a stage name when a block end wins).
-        n_train, n_val: images in each split.
-        forward_images: images passed through the backbone (``n_train + n_val``: one pass each).
-        forward_passes: batched forward calls of the backbone.
-        extract_s: wall time of feature extraction (or of caching the preprocessed images); probe_s: of all probes
-            (or short finetunes); total_s: of the search.
+        scores: block-level scores, then layer-level ones (each network once: a layer cut at a stage end is the
+            block cut already scored).
+        best_block: the block-level cut with the best mean (the layer-level window is around it).
+        best: the cut with the best mean overall.
+        recommended: the cut the one-standard-error rule picks.
+        threshold: best mean minus its standard error.
+        method: ``"finetune"`` or ``"probe"``.
+        folds: K, the number of folds of the training split.
+        n_items: training items scored (every one is in exactly one held-out fold).
+        n_groups: patients (or items, when there are no patient ids) the folds were drawn over.
+        epochs: epochs of each short finetune (``method="finetune"``).
+        loaded: ids of the items whose images the search loaded (training items only).
+        forward_passes: batched forward calls of the full backbone (``method="probe"``).
+        prepare_s: wall time of loading and preprocessing the images (and, for the probe, extracting features);
+            score_s: of scoring every cut; total_s: of the search.
+        settings: what was searched (strategy, weights, inflation, init_from, preprocessing ...).
         notes: warnings shown under the table.
-        method: ``"probe"`` or ``"finetune"``.
-        finetune_epochs: epochs of each short finetune (``method="finetune"``).
     """
 
     arch: str
     scores: list[CutScore]
     best_block: str
+    best: str | int
     recommended: str | int
-    n_train: int
-    n_val: int
-    forward_images: int
-    forward_passes: int
-    extract_s: float
-    probe_s: float
-    total_s: float
+    threshold: float
+    method: str
+    folds: int
+    n_items: int
+    n_groups: int
+    epochs: int = 0
+    loaded: list[str] = field(default_factory=list)
+    forward_passes: int = 0
+    prepare_s: float = 0.0
+    score_s: float = 0.0
+    total_s: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    method: str = "probe"
-    finetune_epochs: int = 0
 
     def markdown(self) -> str:
-        """The result as Markdown: a table (best row in bold), the recommendation and the cost."""
+        """The result as Markdown: the table (recommended row in bold), the rule's arithmetic and the cost."""
         if self.method == "finetune":
-            what = f"a {self.finetune_epochs}-epoch finetune of each truncated network (new head, every kept layer trained)"
+            what = (f"a {self.epochs}-epoch finetune of each truncated network (new head, trained as the bundle's "
+                    "strategy trains it), scored on the held-out fold after the last epoch")
         else:
-            what = "linear probe on frozen, globally pooled features"
-        tag = self.method
+            what = "a linear probe on the frozen, globally pooled features at each cut"
         lines = [
-            f"Cut-point search for {self.arch}: {what} ({self.n_train} training / {self.n_val} validation images), "
-            "scored by validation AUROC.",
+            (f"Cut-point search for {self.arch}: {what}. {self.folds}-fold cross-validation inside the TRAINING split "
+             f"({self.n_items} images, {self.n_groups} patient groups; the validation and test splits are not read)."),
             "",
-            f"| level | cut (`--cut`) | position | params (M) | {tag} AUROC | {tag} AUPRC |",
-            "|---|---|---|---:|---:|---:|",
+            "| level | cut (`--cut`) | position | params (M) | MACs (G) | AUROC mean | SE | n | AUPRC mean | time (s) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.scores:
-            star = "**" if s.cut == self.recommended and s.level == ("layer" if isinstance(self.recommended, int) else "block") else ""
-            lines.append(f"| {s.level} | {star}{s.cut}{star} | {s.where} | {s.params / 1e6:.2f} | {s.auroc:.3f} | {s.auprc:.3f} |")
+            star = "**" if s.cut == self.recommended else ""
+            mark = " (best mean)" if s.cut == self.best else ""
+            lines.append(f"| {s.level} | {star}{s.cut}{star}{mark} | {s.where} | {s.params / 1e6:.2f} | "
+                         f"{s.macs / 1e9:.3f} | {s.auroc:.3f} | {s.se:.3f} | {s.n} | {s.auprc:.3f} | {s.seconds:.1f} |")
+        best = next(s for s in self.scores if s.cut == self.best)
+        rule = (f"Best mean: `--cut {self.best}` (AUROC {best.auroc:.3f}, SE {best.se:.3f}). One-standard-error rule "
+                f"(Breiman et al. 1984; Hastie et al. 2009, §7.10): the smallest cut with mean AUROC >= "
+                f"{self.threshold:.3f}. Recommended: `--cut {self.recommended}`.")
+        lines += ["", rule, ""]
+        n_runs = len(self.scores) * self.folds
         if self.method == "finetune":
-            cost = (f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s loading and preprocessing the images once, "
-                    f"{self.probe_s:.1f} s for {len(self.scores)} short finetunes of {self.finetune_epochs} "
-                    f"epoch{'s' if self.finetune_epochs != 1 else ''} on "
-                    f"{self.n_train} images, {self.probe_s / max(len(self.scores), 1):.1f} s each).")
+            lines.append(f"Cost: {self.total_s:.1f} s wall ({self.prepare_s:.1f} s loading and preprocessing "
+                         f"{len(self.loaded)} images once, {self.score_s:.1f} s for {n_runs} short finetunes: "
+                         f"{len(self.scores)} cuts x {self.folds} folds x {self.epochs} epoch"
+                         f"{'s' if self.epochs != 1 else ''}).")
         else:
-            cost = (f"Cost: {self.total_s:.1f} s wall ({self.extract_s:.1f} s feature extraction, {self.probe_s:.2f} s for "
-                    f"{len(self.scores)} probes); {self.forward_images} images through the full backbone in "
-                    f"{self.forward_passes} batched forward passes: ONE pass per image serves every cut (hooks on each "
-                    "stage and block).")
-        lines += ["", f"Best block: `{self.best_block}`. Recommended: `--cut {self.recommended}`.", "", cost]
+            lines.append(f"Cost: {self.total_s:.1f} s wall ({self.prepare_s:.1f} s feature extraction: "
+                         f"{len(self.loaded)} images through the full backbone in {self.forward_passes} batched forward "
+                         f"passes, ONE pass per image serves every cut; {self.score_s:.2f} s for {n_runs} probes).")
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, with each cut's mean, standard error and n, as JSON-ready values."""
+        out = asdict(self)
+        out["scores"] = [{**asdict(s), "auroc": s.auroc, "se": s.se, "n": s.n, "auprc": s.auprc} for s in self.scores]
+        return out
+
     def write(self, output_dir: str | os.PathLike, stem: str = "cut_search") -> tuple[Path, Path]:
-        """Write ``<stem>.md`` and ``<stem>.csv`` into ``output_dir``; return their paths."""
+        """Write ``<stem>.md`` and ``<stem>.json`` into ``output_dir``; return their paths."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        md, table = out / f"{stem}.md", out / f"{stem}.csv"
+        md, js = out / f"{stem}.md", out / f"{stem}.json"
         md.write_text(self.markdown() + "\n")
-        with open(table, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["level", "cut", "blocks", "position", "params", "auroc", "auprc", "recommended"])
-            for s in self.scores:
-                writer.writerow([s.level, s.cut, s.blocks, s.where, s.params, f"{s.auroc:.6f}", f"{s.auprc:.6f}",
-                                 int(s.cut == self.recommended)])
-        return md, table
+        js.write_text(json.dumps(self.to_dict(), indent=1, default=str, allow_nan=True) + "\n")
+        return md, js
 
 
 def candidate_cuts(arch: str) -> list[tuple[int, str, str]]:
@@ -172,6 +270,53 @@ def candidate_cuts(arch: str) -> list[tuple[int, str, str]]:
             out.append((kept + j, stage, f"{stage} {unit} {j}/{n}"))
         kept += n
     return out
+
+
+def inner_folds(items: Sequence[Mapping[str, Any]], folds: int = 3, *, seed: int = 0, patient_key: str = "patient_id",
+                label_key: str = "label") -> list[int]:
+    """Assign each training item to one of ``folds`` folds: patient-grouped, stratified by label, seeded.
+
+    All items of a patient (``patient_key``, else the item's ``id``, else its position) share a fold. Patients are
+    stratified by their most common label; within each stratum they are shuffled and dealt to the folds in turn,
+    continuing where the previous stratum stopped, so fold sizes differ by at most one patient per stratum.
+
+    Args:
+        items: datalist items of the training split.
+        folds: K (at least 2).
+        seed: seed of the shuffle.
+        patient_key, label_key: keys of the items.
+
+    Returns:
+        The fold index (0 .. K-1) of each item, in item order.
+
+    Raises:
+        ValueError: ``folds`` < 2 or more folds than patients.
+    """
+    k = int(folds)
+    patients: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        pid = item.get(patient_key) or item.get("id") or f"#{i}"
+        patients.setdefault(str(pid), []).append(i)
+    if k < 2 or k > len(patients):
+        raise ValueError(f"folds={folds!r} must be in 2..{len(patients)} (the training split has {len(patients)} "
+                         "patients).")
+    strata: dict[str, list[str]] = {}
+    for pid, idx in patients.items():
+        labels = [repr(items[i].get(label_key)) for i in idx]
+        strata.setdefault(max(sorted(set(labels)), key=labels.count), []).append(pid)
+    rng = np.random.default_rng(seed)
+    fold_of_patient: dict[str, int] = {}
+    dealt = 0
+    for key in sorted(strata):
+        members = sorted(strata[key])
+        for j in rng.permutation(len(members)):
+            fold_of_patient[members[j]] = dealt % k
+            dealt += 1
+    fold_of = [0] * len(items)
+    for pid, idx in patients.items():
+        for i in idx:
+            fold_of[i] = fold_of_patient[pid]
+    return fold_of
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
@@ -253,11 +398,11 @@ def extract_cut_features(
 def linear_probe(
     train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, num_classes: int, *, l2: float = 1e-2, max_iter: int = 100
 ) -> np.ndarray:
-    """Multinomial logistic regression on standardised features (L-BFGS, L2 penalty); validation probabilities.
+    """Multinomial logistic regression on standardised features (L-BFGS, L2 penalty); held-out probabilities.
 
     Args:
         train_x: (N, C) training features; train_y: (N,) class indices.
-        val_x: (M, C) validation features.
+        val_x: (M, C) held-out features.
         num_classes: K.
         l2: penalty on the weights (features are standardised with the training mean and std).
         max_iter: L-BFGS iterations.
@@ -285,11 +430,31 @@ def linear_probe(
         return torch.softmax(v @ w + b, dim=1).numpy()
 
 
-def _score(features, y_train, y_val, n_train, blocks, num_classes, l2):
-    f = features[blocks]
-    probs = linear_probe(f[:n_train], y_train, f[n_train:], num_classes, l2=l2)
-    summary = classification_summary(probs, y_val.numpy())
-    return summary["auroc"], summary["auprc"]
+def truncated_copy(network: nn.Module, cut: str | int) -> nn.Module:
+    """A copy of a full ``TransferClassifier`` truncated at ``cut``, with a new head (the network is left unchanged).
+
+    Args:
+        network: a ``TransferClassifier`` with the full backbone.
+        cut: a stage name or a number of blocks kept.
+
+    Returns:
+        A ``TransferClassifier``-like model (``backbone``, ``head``, ``arch``) that the strategies can configure.
+    """
+    full = check_network(network)
+    spec = get_family(full.arch)
+    blocks = _blocks_of(spec, cut)
+    kept = copy.deepcopy(truncate_backbone(full.backbone, spec, blocks))  # copies the kept stages only
+    head = ClassificationHead(feature_channels(kept), int(full.num_classes), full.spatial_dims,
+                              float(getattr(full, "dropout", 0.0)))
+    net = copy.deepcopy(full, memo={id(full.backbone): kept, id(full.head): head})
+    net.cut = blocks
+    return net
+
+
+def _blocks_of(spec: Any, cut: str | int) -> int:
+    if isinstance(cut, str):
+        return int(np.cumsum(spec.blocks)[list(spec.block_stages).index(cut)])
+    return int(cut)
 
 
 def _cached(loader: Iterable, image_key: str, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,43 +467,43 @@ def _cached(loader: Iterable, image_key: str, label_key: str) -> tuple[torch.Ten
 
 def finetune_cut(
     network: nn.Module,
-    blocks: int,
     train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
+    held_out: tuple[torch.Tensor, torch.Tensor],
     *,
+    strategy: str = "truncated",
+    strategy_options: Mapping[str, Any] | None = None,
     epochs: int = 3,
     lr: float = 1e-4,
     batch_size: int = 16,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> tuple[float, float]:
-    """Truncate a copy of the network after ``blocks`` blocks, add a new head, finetune it briefly, score it.
+    """Finetune a copy of a candidate network briefly and score it once on held-out images.
 
     Args:
-        network: a ``TransferClassifier`` with ``cut=None`` and the pretrained weights (left unchanged).
-        blocks: residual blocks / dense layers kept.
+        network: the candidate (a truncated ``TransferClassifier`` with its new head); left unchanged.
         train: training ``(images, labels)`` (preprocessed, cached in memory).
-        val: validation ``(images, labels)``.
-        epochs: training epochs (every kept layer and the head train at ``lr``; Adam; class-weighted cross-entropy).
-        lr: learning rate.
+        held_out: the held-out fold's ``(images, labels)``.
+        strategy: the strategy whose rate rule trains it (:func:`~medtl_monai.training.configure`); a step-wise
+            strategy trains every kept layer (its unfreezing schedule needs a validation split).
+        strategy_options: ``frozen_stages``, ``pretrained_lr_ratio``, ``stage_lrs`` ... for ``configure``.
+        epochs: training epochs (Adam, class-weighted cross-entropy).
+        lr: the learning rate (the head's; the strategy's rule derives the others).
         batch_size: training batch size.
-        seed: seed of the head initialisation and of the batch order (the same for every cut).
+        seed: seed of the batch order.
         device: where to train.
 
     Returns:
-        ``(AUROC, AUPRC)`` on the validation images at the epoch with the best validation AUROC.
+        ``(AUROC, AUPRC)`` on the held-out images after the last epoch (no epoch is chosen on them).
     """
-    net = check_network(network)
-    spec = get_family(net.arch)
-    torch.manual_seed(seed)
-    backbone = truncate_backbone(copy.deepcopy(net.backbone), spec, blocks)
-    model = nn.Sequential(backbone, ClassificationHead(feature_channels(backbone), int(net.num_classes), net.spatial_dims))
-    model.to(device)
+    model = copy.deepcopy(check_network(network)).to(device)
+    entry = get_strategy(strategy)
+    groups = configure(model, "truncated" if entry.stepwise else entry.name, lr, **dict(strategy_options or {}))
     x, y = train
-    weight = class_weights([{"label": int(v)} for v in y], int(net.num_classes)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.Generator().manual_seed(seed)
-    best = (-math.inf, float("nan"))
+    num_classes = int(model.num_classes)
+    weight = class_weights([{"label": int(v)} for v in y], num_classes).to(device)
+    optimizer = torch.optim.Adam(groups, lr=lr)
+    order = torch.Generator().manual_seed(int(seed))
     for _ in range(int(epochs)):
         model.train()
         for idx in torch.randperm(len(y), generator=order).split(int(batch_size)):
@@ -347,44 +512,11 @@ def finetune_cut(
             optimizer.zero_grad()
             F.cross_entropy(model(x[idx].to(device)), y[idx].to(device), weight=weight).backward()
             optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            probs = torch.cat([torch.softmax(model(v.to(device)), 1).cpu() for v in val[0].split(int(batch_size))])
-        summary = classification_summary(probs.numpy(), val[1].numpy())
-        if _finite(summary["auroc"]) > best[0]:
-            best = (summary["auroc"], summary["auprc"])
-    return best
-
-
-Scorer = Callable[[int], tuple[float, float]]
-
-
-def _probe_scorer(net: nn.Module, train_loader: Iterable, val_loader: Iterable, *, image_key: str, label_key: str,
-                  device: str | torch.device, l2: float) -> tuple[Scorer, torch.Tensor, torch.Tensor, int]:
-    """Features of every cut from one pass over both splits; a cut's score is its linear probe's."""
-    train_f, y_train, p1 = extract_cut_features(net, train_loader, image_key=image_key, label_key=label_key, device=device)
-    val_f, y_val, p2 = extract_cut_features(net, val_loader, image_key=image_key, label_key=label_key, device=device)
-    features = {k: torch.cat([train_f[k], val_f[k]]) for k in train_f}
-    num_classes = int(net.num_classes)
-
-    def score(blocks: int) -> tuple[float, float]:
-        return _score(features, y_train, y_val, len(y_train), blocks, num_classes, l2)
-
-    return score, y_train, y_val, p1 + p2
-
-
-def _finetune_scorer(net: nn.Module, train_loader: Iterable, val_loader: Iterable, *, image_key: str, label_key: str,
-                     device: str | torch.device, epochs: int, lr: float, batch_size: int,
-                     seed: int) -> tuple[Scorer, torch.Tensor, torch.Tensor, int]:
-    """Both splits cached once; a cut's score is its short finetune's best validation epoch."""
-    _require_full_backbone(net, get_family(net.arch))
-    train_data, val_data = _cached(train_loader, image_key, label_key), _cached(val_loader, image_key, label_key)
-
-    def score(blocks: int) -> tuple[float, float]:
-        return finetune_cut(net, blocks, train_data, val_data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                            device=device)
-
-    return score, train_data[1], val_data[1], 0
+    model.eval()
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(model(v.to(device)), 1).cpu() for v in held_out[0].split(int(batch_size))])
+    summary = classification_summary(probs.numpy(), held_out[1].numpy())
+    return float(summary["auroc"]), float(summary["auprc"])
 
 
 def _layer_window(ends: Sequence[int], best_block: int) -> range:
@@ -394,135 +526,295 @@ def _layer_window(ends: Sequence[int], best_block: int) -> range:
     return range(int(low) + 1, int(high) + 1)
 
 
-def _best(scores: Sequence[CutScore]) -> CutScore:
-    """The highest AUROC; ties go to the smaller network."""
-    return max(scores, key=lambda s: (_finite(s.auroc), -s.params))
+def _check_folds(y: torch.Tensor, fold_of: np.ndarray, folds: int) -> None:
+    for f in range(folds):
+        for name, part in (("held-out", y[torch.as_tensor(fold_of == f)]), ("training", y[torch.as_tensor(fold_of != f)])):
+            if len(torch.unique(part)) < 2:
+                raise ValueError(f"fold {f}: its {name} part holds one class only ({len(part)} images); use fewer "
+                                 "folds or more training data.")
 
 
 def search_cut(
     network: nn.Module,
-    train_loader: Iterable,
-    val_loader: Iterable,
+    loader: Iterable,
     *,
-    image_key: str = "image",
-    label_key: str = "label",
-    l2: float = 1e-2,
-    device: str | torch.device = "cpu",
-    method: str = "probe",
+    method: str = "finetune",
+    folds: int = 3,
+    fold_of: Sequence[int] | None = None,
+    build: Callable[[str | int], nn.Module] | None = None,
+    strategy: str = "truncated",
+    strategy_options: Mapping[str, Any] | None = None,
     epochs: int = 3,
     lr: float = 1e-4,
     batch_size: int = 16,
     seed: int = 0,
+    l2: float = 1e-2,
+    device: str | torch.device = "cpu",
+    image_key: str = "image",
+    label_key: str = "label",
+    pretrained: bool | None = None,
 ) -> CutSearchResult:
-    """Score block-level cuts, then layer-level cuts around the best block, and recommend one.
+    """Score block-level cuts, then layer-level cuts around the best block, on K folds of the training data.
 
     The layer-level window is every layer cut inside the best block's stage and the stage after it (the cuts just
-    before and just after the best block end). Ties go to the smaller network.
+    before and just after the best block end); a layer cut at a stage end is the block cut already scored.
 
     Args:
-        network: a ``TransferClassifier`` with ``cut=None`` and the pretrained weights to be truncated.
-        train_loader: training batches (preprocessed, not augmented).
-        val_loader: validation batches.
-        image_key, label_key: keys of dict batches.
+        network: the bundle's network: a ``TransferClassifier`` (full backbone for ``probe`` and when ``build`` is
+            ``None``; otherwise any cut: only its architecture, classes and weights are read).
+        loader: the TRAINING items' batches (preprocessed, not augmented), in a fixed order.
+        method: ``"finetune"`` (:func:`finetune_cut` per cut and fold) or ``"probe"`` (:func:`linear_probe`).
+        folds: K.
+        fold_of: the fold of each item in loader order (:func:`inner_folds`; default: stratified by label only).
+        build: ``build(cut)`` returns the candidate network at ``cut`` as the bundle builds it; default
+            :func:`truncated_copy` of ``network``.
+        strategy, strategy_options: how a candidate trains (``method="finetune"``; see :func:`finetune_cut`).
+        epochs, lr, batch_size: the short finetunes.
+        seed: seed of the head initialisations and of the batch order.
         l2: probe penalty (``method="probe"``).
-        device: where to run the backbone.
-        method: ``"probe"`` (linear probe on frozen features) or ``"finetune"`` (:func:`finetune_cut` per cut).
-        epochs, lr, batch_size, seed: the short finetunes (``method="finetune"``).
+        device: where to run.
+        image_key, label_key: keys of dict batches.
+        pretrained: whether the candidates start from pretrained weights (default: ``network`` has a weights source).
 
     Returns:
         A :class:`CutSearchResult`.
 
     Raises:
-        ValueError: the network is truncated, a split is empty, a split holds one class only, or an unknown method.
+        ValueError: an unknown method, a network that is not full where one is needed, or a fold without both
+            classes.
     """
     if method not in CUT_SEARCH_METHODS:
         raise ValueError(f"method={method!r} is unknown; choose one of {list(CUT_SEARCH_METHODS)}.")
     start = time.perf_counter()
     net = check_network(network)
     spec = get_family(net.arch)
-    common = {"image_key": image_key, "label_key": label_key, "device": device}
-    if method == "probe":
-        score, y_train, y_val, passes = _probe_scorer(net, train_loader, val_loader, l2=l2, **common)
-    else:
-        score, y_train, y_val, passes = _finetune_scorer(net, train_loader, val_loader, epochs=epochs, lr=lr,
-                                                         batch_size=batch_size, seed=seed, **common)
-    extract_s = time.perf_counter() - start
-    for name, y in (("training", y_train), ("validation", y_val)):
-        if len(torch.unique(y)) < 2:
-            raise ValueError(f"the {name} split holds one class only; the probe cannot be scored.")
-    positions = {blocks: where for blocks, _, where in candidate_cuts(spec.name)}
-    ends = [int(e) for e in np.cumsum(spec.blocks)]
+    if method == "probe" or build is None:
+        _require_full_backbone(net, spec)
+    build = build or (lambda cut: truncated_copy(net, cut))
     num_classes = int(net.num_classes)
+    passes = 0
+    if method == "probe":
+        first: list[torch.Tensor] = []
+        features, y, passes = extract_cut_features(net, _remember_first(loader, first, image_key), image_key=image_key,
+                                                   label_key=label_key, device=device)
+        sample = first[0]
+    else:
+        x, y = _cached(loader, image_key, label_key)
+        sample = x[:1]
+    k = int(folds)
+    fold_of = np.asarray(fold_of if fold_of is not None else
+                         inner_folds([{"label": int(v)} for v in y], k, seed=seed))
+    if len(fold_of) != len(y):
+        raise ValueError(f"fold_of has {len(fold_of)} entries for {len(y)} items.")
+    _check_folds(y, fold_of, k)
+    prepare_s = time.perf_counter() - start
+
+    def score_folds(blocks: int, candidate: nn.Module) -> tuple[list[float], list[float]]:
+        aurocs, auprcs = [], []
+        for f in range(k):
+            tr, ho = torch.as_tensor(fold_of != f), torch.as_tensor(fold_of == f)
+            if method == "probe":
+                probs = linear_probe(features[blocks][tr], y[tr], features[blocks][ho], num_classes, l2=l2)
+                summary = classification_summary(probs, y[ho].numpy())
+                a, p = float(summary["auroc"]), float(summary["auprc"])
+            else:
+                a, p = finetune_cut(candidate, (x[tr], y[tr]), (x[ho], y[ho]), strategy=strategy,
+                                    strategy_options=strategy_options, epochs=epochs, lr=lr, batch_size=batch_size,
+                                    seed=seed + f, device=device)
+            aurocs.append(a)
+            auprcs.append(p)
+        return aurocs, auprcs
 
     def cut_score(cut: str | int, blocks: int, level: str, where: str) -> CutScore:
-        kept = truncate_backbone(net.backbone, spec, blocks)
-        params = count_parameters(kept) + feature_channels(kept) * num_classes + num_classes  # + a linear head
-        return CutScore(cut, blocks, level, where, params, *score(blocks))
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)  # the same head initialisation for a cut, whatever was scored before
+        candidate = build(cut) if method == "finetune" else truncated_copy(net, cut)
+        macs = count_macs(candidate.eval(), sample.to(next(candidate.parameters()).device))
+        aurocs, auprcs = score_folds(blocks, candidate)
+        return CutScore(cut, blocks, level, where, count_parameters(candidate), macs, aurocs, auprcs,
+                        time.perf_counter() - t0)
 
     t0 = time.perf_counter()
+    ends = [int(e) for e in np.cumsum(spec.blocks)]
     block_scores = [cut_score(stage, end, "block", f"end of {stage}") for stage, end in zip(spec.block_stages, ends)]
-    best_block = _best(block_scores)
-    window = _layer_window(ends, block_scores.index(best_block))
-    layer_scores = [cut_score(blocks, blocks, "layer", positions[blocks]) for blocks in window]
-    probe_s = time.perf_counter() - t0
+    best_block = max(block_scores, key=lambda s: (_or_low(s.auroc), -s.blocks))
+    positions = {blocks: where for blocks, _, where in candidate_cuts(spec.name)}
+    window = [b for b in _layer_window(ends, block_scores.index(best_block)) if b not in ends]
+    layer_scores = [cut_score(b, b, "layer", positions[b]) for b in window]
+    score_s = time.perf_counter() - t0
+    scores = block_scores + layer_scores
+    chosen, best, threshold = one_standard_error_choice(scores)
+    is_pretrained = bool(getattr(net, "weights_source", None)) if pretrained is None else pretrained
+    notes = [] if is_pretrained else \
+        ["the backbone has NO pretrained weights (random initialisation): the search scores random features."]
+    if method == "finetune" and get_strategy(strategy).stepwise:
+        notes.append(f"strategy {strategy!r} unfreezes stages step-wise on the validation split; the short finetunes "
+                     "train every kept layer at the learning rate instead.")
     return CutSearchResult(
-        arch=spec.name, scores=block_scores + layer_scores, best_block=str(best_block.cut),
-        recommended=_best(layer_scores).cut, n_train=len(y_train), n_val=len(y_val),
-        forward_images=len(y_train) + len(y_val), forward_passes=passes, extract_s=extract_s, probe_s=probe_s,
-        total_s=time.perf_counter() - start,
-        notes=[] if getattr(net, "weights_source", None) else
-        ["the backbone has NO pretrained weights (random initialisation): the search scores random features."],
-        method=method, finetune_epochs=int(epochs) if method == "finetune" else 0,
+        arch=spec.name, scores=scores, best_block=str(best_block.cut), best=best.cut, recommended=chosen.cut,
+        threshold=threshold, method=method, folds=k, n_items=len(y), n_groups=len(y), epochs=int(epochs) if
+        method == "finetune" else 0, forward_passes=passes, prepare_s=prepare_s, score_s=score_s,
+        total_s=time.perf_counter() - start, notes=notes,
     )
 
 
-def _finite(value: float) -> float:
-    return value if value is not None and not math.isnan(value) else -math.inf
+def _or_low(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def _remember_first(loader: Iterable, store: list[torch.Tensor], image_key: str) -> Iterable:
+    """Pass a loader's batches on, keeping the first image (batch of one) in ``store``."""
+    for batch in loader:
+        if not store:
+            x = batch[image_key] if isinstance(batch, Mapping) else batch[0]
+            store.append((x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x))[:1].float())
+        yield batch
+
+
+class _Seen:
+    """A transform that records the id of every item it sees (what the search loaded), then passes it on."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def __call__(self, item: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.ids.append(str(item.get("id") or item.get("image")))
+        return item
 
 
 def run_cut_search(
-    config_files: str | Sequence[str],
+    config_files: str | os.PathLike | Sequence[str | os.PathLike],
     overrides: Mapping[str, Any] | None = None,
     *,
+    method: str = "finetune",
+    folds: int = 3,
+    epochs: int = 3,
     limit: int | None = None,
     batch_size: int = 8,
     output_dir: str | os.PathLike | None = None,
-    method: str = "probe",
-    epochs: int = 3,
+    patient_key: str = "patient_id",
+    tracking: str | None = None,
+    experiment_name: str | None = None,
 ) -> CutSearchResult:
-    """Run :func:`search_cut` with a bundle's data, preprocessing and network settings.
+    """Run :func:`search_cut` on a bundle's training split, with the network and preprocessing the bundle trains.
 
-    The bundle config provides ``arch``, ``spatial_dims``, ``in_channels``, ``num_classes``, ``weights``, the
-    training and validation datalists (``train#datalist``, ``validate#datalist``) and ``preprocessing_transforms``
-    (no augmentation), so that the recommended cut can be passed straight back to that bundle as ``--cut``.
+    Everything comes from the bundle's configs, read through :func:`~medtl_monai.bundle.load_config`: the training
+    items (``train#datalist``; the validation and test splits are never read), the preprocessing
+    (``preprocessing_transforms``, no augmentation), and each candidate network, built by the bundle's own
+    ``network`` with ``cut`` set to the candidate (so its weights, inflation, dropout, ``init_from`` / ``init_head``
+    and the strategy's network policy are the bundle's), trained with the bundle's ``strategy``, ``learning_rate``,
+    ``frozen_stages``, ``pretrained_lr_ratio``, ``stage_lrs`` and ``seed``. The recommended cut can be passed
+    straight back to the bundle as ``--cut``.
 
     Args:
         config_files: the bundle's ``train.json`` (and override files such as ``xray.json``).
         overrides: config values to override (``dataset_dir``, ``image_size``, ``weights`` ...).
-        limit: at most this many images per split.
-        batch_size: batch size of the feature extraction (and of the short finetunes).
-        output_dir: where to write ``cut_search.md`` / ``.csv``; ``None`` writes nothing.
-        method: ``"probe"`` or ``"finetune"`` (the bundle's ``learning_rate`` and ``seed``, ``epochs`` epochs per cut).
+        method: ``"finetune"`` or ``"probe"``.
+        folds: K, folds of the training split (grouped by ``patient_key``).
         epochs: epochs of each short finetune.
+        limit: at most this many training items.
+        batch_size: batch size of loading and of the short finetunes.
+        output_dir: where to write ``cut_search.md`` / ``.json``; ``None`` writes nothing.
+        patient_key: the items' patient id key.
+        tracking: ``"mlflow"``: record every candidate cut as an MLflow run (:func:`track_cut_search`) in the
+            bundle's ``tracking_uri``; ``None``: no tracking.
+        experiment_name: the MLflow experiment (default: an ``experiment_name`` override, else the name of
+            ``output_dir``, else ``cut_search``).
 
     Returns:
         The :class:`CutSearchResult`.
+
+    Raises:
+        ValueError: the bundle's strategy does not use the cut (``full``, ``linear``, ``transfusion``,
+            ``lwft_full``), an unknown ``tracking``, or see :func:`search_cut`.
+        ImportError: ``tracking`` without the ``mlflow`` package.
     """
     from monai.data import DataLoader, Dataset
     from monai.transforms import Compose
 
-    parser = load_config(None, [config_files] if isinstance(config_files, (str, os.PathLike)) else list(config_files), overrides)
+    if tracking not in (None, "mlflow"):
+        raise ValueError(f"tracking={tracking!r} is unknown; the cut search tracks with 'mlflow' only.")
+    files = [config_files] if isinstance(config_files, (str, os.PathLike)) else list(config_files)
+    base = {**dict(overrides or {}), "distributed": False, "channels_last": False}
+    parser = load_config(None, files, base)
     get = parser.get_parsed_content
-    net = TransferClassifier(get("arch"), spatial_dims=get("spatial_dims"), in_channels=get("in_channels"),
-                             num_classes=get("num_classes"), cut=None, weights=get("weights"))
-    transform = Compose(get("preprocessing_transforms"))
-    loaders = []
-    for key in ("train#datalist", "validate#datalist"):
-        items = get(key)
-        items = items[: int(limit)] if limit else items
-        loaders.append(DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=0))
-    result = search_cut(net, loaders[0], loaders[1], method=method, epochs=epochs, lr=float(get("learning_rate")),
-                        batch_size=batch_size, seed=int(get("seed")))
+    entry = get_strategy(get("strategy"))
+    if entry.network != "cut":
+        raise ValueError(f"{files[0]}: strategy {entry.name!r} trains the {entry.network} network, which has no cut; "
+                         "search the cut with a strategy that uses it (e.g. --strategy truncated).")
+    spec = get_family(get("arch"))
+
+    def build(cut: str | int | None) -> nn.Module:
+        return load_config(None, files, {**base, "cut": cut}).get_parsed_content("network")
+
+    items = list(get("train#datalist"))
+    items = items[: int(limit)] if limit else items
+    seed = int(get("seed"))
+    fold_of = inner_folds(items, folds, seed=seed, patient_key=patient_key)
+    seen = _Seen()
+    preprocessing = get("preprocessing_transforms")
+    transform = Compose([seen, *preprocessing])
+    loader = DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=0)
+    network = build(None) if method == "probe" else build(spec.block_stages[0])
+    options = {key: get(key, default=None) for key in ("frozen_stages", "pretrained_lr_ratio", "stage_lrs")}
+    init_from = get("init_from", default=None)
+    weights = get("weights", default=None)
+    result = search_cut(network, loader, method=method, folds=folds, fold_of=fold_of, build=build,
+                        strategy=entry.name, strategy_options={k: v for k, v in options.items() if v is not None},
+                        epochs=epochs, lr=float(get("learning_rate")), batch_size=batch_size, seed=seed,
+                        device=get("device"), pretrained=bool(weights) and entry.pretrained or bool(init_from))
+    result.loaded = list(seen.ids)
+    result.n_groups = len({str(i.get(patient_key) or i.get("id") or n) for n, i in enumerate(items)})
+    result.settings = {
+        "config_files": [str(f) for f in files], "overrides": {k: str(v) for k, v in (overrides or {}).items()},
+        "strategy": entry.name, "arch": spec.name, "weights": str(weights) if weights else None,
+        "inflation": get("inflation", default=None), "dropout": get("dropout", default=None),
+        "init_from": str(init_from) if init_from else None, "init_head": get("init_head", default=None),
+        "preprocessing": getattr(preprocessing, "config", None),
+        "learning_rate": float(get("learning_rate")), "seed": seed, "folds": int(folds), "epochs": int(epochs),
+        "strategy_options": options,
+    }
+    reports: tuple[Path, ...] = ()
     if output_dir is not None:
-        result.write(output_dir)
+        reports = result.write(output_dir)
+    if tracking is not None:
+        name = experiment_name or (overrides or {}).get("experiment_name") or \
+            (Path(output_dir).resolve().name if output_dir is not None else "cut_search")
+        track_cut_search(result, get("tracking_uri"), str(name), reports=reports)
     return result
+
+
+def track_cut_search(result: CutSearchResult, tracking_uri: str, experiment_name: str,
+                     reports: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Record each candidate cut of a finished search as one MLflow run of ``experiment_name``.
+
+    A run is named ``<level>_<cut>`` (``block_layer2``, ``layer_11``); its params are the cut (``cut``, ``blocks``,
+    ``level``, ``where``) and the search's settings, its metrics the fold scores as steps (``fold_auroc``,
+    ``fold_auprc``), their mean (``auroc``, ``auprc``), ``auroc_se``, ``params``, ``macs`` and ``seconds``; its tags
+    say whether it is the recommended cut or the best mean. The report files are attached to the recommended cut.
+
+    Args:
+        result: the search's result.
+        tracking_uri: the MLflow tracking URI (the bundle's ``tracking_uri``).
+        experiment_name: the experiment (created when missing).
+        reports: ``cut_search.md`` / ``.json``.
+
+    Returns:
+        The MLflow run ids, in the order of :attr:`CutSearchResult.scores`.
+
+    Raises:
+        ImportError: the ``mlflow`` package is not installed.
+    """
+    common = {"arch": result.arch, "method": result.method, "folds": result.folds, "epochs": result.epochs,
+              "n_items": result.n_items, **{k: v for k, v in result.settings.items() if k not in ("overrides", "arch")}}
+    ids = []
+    for score in result.scores:
+        metrics = {"fold_auroc": score.fold_auroc, "fold_auprc": score.fold_auprc, "auroc": score.auroc,
+                   "auroc_se": score.se, "auprc": score.auprc, "params": score.params, "macs": score.macs,
+                   "seconds": score.seconds}
+        tags = {"recommended": score.cut == result.recommended, "best_mean": score.cut == result.best}
+        ids.append(log_mlflow_run(
+            tracking_uri, experiment_name, f"{score.level}_{score.cut}", metrics=metrics, tags=tags,
+            params={**common, "cut": score.cut, "blocks": score.blocks, "level": score.level, "where": score.where},
+            artifacts=reports if score.cut == result.recommended else ()))
+    return ids

@@ -4,15 +4,28 @@ For each strategy and each split the *bundle itself* is run in-process (:func:`~
 ``train.json`` plus override files, then its ``evaluate.json``) with config overrides (``strategy``, ``datalist``,
 ``seed`` and the output folders), so the study measures exactly what a user of the bundle gets. Each network is
 profiled once per strategy (parameters and MACs via :func:`~medtl_monai.networks.profile_model`; CPU latency as
-the fastest of N batch-1 forward passes, robust to other jobs on a shared machine). The table reports test AUROC and AUPRC as mean ± sample standard
-deviation over the splits, as in Peng et al., "Rethinking Transfer Learning for Medical Image Classification"
-(BMVC 2023), and a PNG plots AUROC against parameters.
+the fastest of N batch-1 forward passes, robust to other jobs on a shared machine). The table reports test AUROC and
+AUPRC as mean ± sample standard deviation over the splits, as in Peng et al., "Rethinking Transfer Learning for
+Medical Image Classification" (BMVC 2023), and a PNG plots AUROC against parameters.
+
+Choices are made on validation, test is reported once: within a run the only choice is the checkpoint (the epoch),
+which the bundle makes by validation AUROC (``model.pt``); the test split is then evaluated once, on that checkpoint,
+and nothing is selected on it (the table shows the validation AUROC that made the choice beside the test figures).
+Settings such as the cut are chosen before the study, on the training split (``scripts/find_cut.py``), and passed
+as overrides. Each row is named by its strategy and by the registry's one-line description of it
+(:attr:`~medtl_monai.training.Strategy.description`: which network, what is frozen, which rates), so that e.g.
+``lwft`` (this project's truncated variant) and ``lwft_full`` (the paper's LWFT) cannot be confused.
 
 The splits pool the datalist's training, validation and test items and re-split them by patient with
 :func:`~medtl_monai.data.make_splits` (seeds 0, 1, 2 by default). A finished run leaves ``run.json`` in its folder
 and is not repeated when the study is run again with the same output folder. What each strategy means comes from
 the strategy registry (:data:`~medtl_monai.training.STRATEGIES`); the bundle is opened through
 :mod:`medtl_monai.bundle`.
+
+With ``tracking="mlflow"`` every training is tracked as ``monai.bundle run --tracking mlflow`` tracks it (MONAI's
+``MLFlowHandler`` plus the bundle's :class:`~medtl_monai.training.MLflowRunRecord`): one MLflow run per training,
+named ``<strategy>_split<k>``, in one experiment named after the study folder, in the bundle's tracking store
+(``<bundle>/mlruns.db``); the test AUROC and AUPRC are added to that run as ``test_auroc`` and ``test_auprc``.
 """
 
 from __future__ import annotations
@@ -32,9 +45,9 @@ from typing import Any
 from ..bundle import load_config, run_workflow
 from ..data import SPLIT_KEYS, load_split, make_splits, read_class_names
 from ..networks import profile_model, read_checkpoint
-from ..training import strategy_names
+from ..training import find_mlflow_run, get_strategy, strategy_names
 
-__all__ = ["StudyRun", "StrategyRow", "StudyResult", "seeded_splits", "run_once", "profile_strategy", "run_study"]
+__all__ = ["StrategyRow", "StudyResult", "StudyRun", "profile_strategy", "run_once", "run_study", "seeded_splits"]
 
 logger = logging.getLogger("medtl_monai.experiments")
 
@@ -46,9 +59,10 @@ class StudyRun:
     Attributes:
         strategy: the strategy.
         split: split index (0, 1, 2).
-        auroc, auprc: test metrics of the best checkpoint (by validation AUROC).
+        auroc, auprc: test metrics of the checkpoint chosen on validation (best validation AUROC), evaluated once.
         best_epoch: epoch of that checkpoint; epochs: epochs trained.
         train_s: wall time of training; eval_s: of the test evaluation.
+        val_auroc: the validation AUROC that chose the checkpoint (NaN in records written before it was kept).
     """
 
     strategy: str
@@ -59,11 +73,21 @@ class StudyRun:
     epochs: int
     train_s: float
     eval_s: float
+    val_auroc: float = float("nan")
 
 
 @dataclass
 class StrategyRow:
-    """One row of the study table: a strategy's runs and its network's cost."""
+    """One row of the study table: a strategy's runs and its network's cost.
+
+    Attributes:
+        strategy: the strategy's name.
+        network: the network trained, in a few words (``resnet50, cut 11``).
+        runs: one :class:`StudyRun` per split.
+        params, macs, latency_ms: the network's cost.
+        pretrained: whether pretrained weights were loaded.
+        description: what the row is (:attr:`~medtl_monai.training.Strategy.description`).
+    """
 
     strategy: str
     network: str
@@ -72,6 +96,7 @@ class StrategyRow:
     macs: int
     latency_ms: float
     pretrained: bool = True
+    description: str = ""
 
     @staticmethod
     def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -84,6 +109,11 @@ class StrategyRow:
     def auroc(self) -> tuple[float, float]:
         """Mean and sample standard deviation of test AUROC over the splits."""
         return self._mean_std([r.auroc for r in self.runs])
+
+    @property
+    def val_auroc(self) -> tuple[float, float]:
+        """Mean and sample standard deviation of the validation AUROC that chose each run's checkpoint."""
+        return self._mean_std([r.val_auroc for r in self.runs])
 
     @property
     def auprc(self) -> tuple[float, float]:
@@ -107,26 +137,30 @@ class StudyResult:
     def markdown(self) -> str:
         """The paper-style table in Markdown, with the settings and the cost."""
         lines = [
-            "| strategy | network | test AUROC (%) | test AUPRC (%) | params (M) | MACs (G) | CPU latency (ms) | train time / split (s) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            ("| strategy | what it is | network | val AUROC (%) | test AUROC (%) | test AUPRC (%) | params (M) | MACs (G) "
+            "| CPU latency (ms) | train time / split (s) |"),
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
-            (am, asd), (pm, psd) = r.auroc, r.auprc
-            lines.append(f"| {r.strategy} | {r.network} | {100 * am:.1f} ± {100 * asd:.1f} | {100 * pm:.1f} ± {100 * psd:.1f} | "
+            (vm, vsd), (am, asd), (pm, psd) = r.val_auroc, r.auroc, r.auprc
+            lines.append(f"| {r.strategy} | {r.description} | {r.network} | {100 * vm:.1f} ± {100 * vsd:.1f} | "
+                         f"{100 * am:.1f} ± {100 * asd:.1f} | {100 * pm:.1f} ± {100 * psd:.1f} | "
                          f"{r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | {r.latency_ms:.1f} | {r.train_s:.0f} |")
         s = self.settings
         runs_s = sum(run.train_s + run.eval_s for r in self.rows for run in r.runs)
-        lines += ["", f"Mean ± sample standard deviation over {len(s.get('seeds', []))} patient-level splits "
+        lines += ["", ("Each run's checkpoint (its epoch) was chosen by validation AUROC (the val AUROC column); the test "
+                      "split was evaluated once per run, on that checkpoint, and nothing was chosen on it.")]
+        lines += ["", (f"Mean ± sample standard deviation over {len(s.get('seeds', []))} patient-level splits "
                       f"(seeds {s.get('seeds')}); latency: fastest of {s.get('repeats')} batch-1 forward passes at input {s.get('input_shape')}. "
                       f"Training + test evaluation summed over the {sum(len(r.runs) for r in self.rows)} runs: "
                       f"{runs_s / 60:.1f} min; this invocation: {self.wall_s / 60:.1f} min (finished runs are reused). "
-                      "Wall times depend on the other jobs running on the machine."]
+                      "Wall times depend on the other jobs running on the machine.")]
         random = [r.strategy for r in self.rows if not r.pretrained]
         if random and random != ["scratch"]:
             same = " `truncated` and `scratch` are then the same run." if {"truncated", "scratch"} <= set(random) else ""
-            lines += ["", f"**No pretrained weights** were given to {', '.join(random)} (`weights` null): those backbones "
+            lines += ["", (f"**No pretrained weights** were given to {', '.join(random)} (`weights` null): those backbones "
                           "started from random initialisation, so these rows compare training regimes (what trains, at "
-                          f"which rate, on which architecture), not transfer from pretrained weights.{same}"]
+                          f"which rate, on which architecture), not transfer from pretrained weights.{same}")]
         return "\n".join(lines)
 
     def write(self, output_dir: str | os.PathLike, stem: str = "study") -> dict[str, Path]:
@@ -137,10 +171,11 @@ class StudyResult:
         paths["md"].write_text(self.markdown() + "\n")
         with open(paths["csv"], "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["strategy", "network", "auroc_mean", "auroc_std", "auprc_mean", "auprc_std", "params", "macs",
-                        "latency_ms", "train_s", "n_splits"])
+            w.writerow(["strategy", "description", "network", "val_auroc_mean", "val_auroc_std", "auroc_mean",
+                        "auroc_std", "auprc_mean", "auprc_std", "params", "macs", "latency_ms", "train_s", "n_splits"])
             for r in self.rows:
-                w.writerow([r.strategy, r.network, *(f"{v:.6f}" for v in (*r.auroc, *r.auprc)), r.params, r.macs,
+                w.writerow([r.strategy, r.description, r.network,
+                            *(f"{v:.6f}" for v in (*r.val_auroc, *r.auroc, *r.auprc)), r.params, r.macs,
                             f"{r.latency_ms:.3f}", f"{r.train_s:.1f}", len(r.runs)])
         with open(paths["runs"], "w", newline="") as f:
             w = csv.writer(f)
@@ -204,8 +239,10 @@ def seeded_splits(datalist: str | os.PathLike, output_dir: str | os.PathLike, se
 
 
 def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.PathLike, overrides: Mapping[str, Any],
-             run_dir: str | os.PathLike, *, strategy: str, split: int) -> StudyRun:
-    """Train a bundle with overrides into ``run_dir``, evaluate its best checkpoint on the test split.
+             run_dir: str | os.PathLike, *, strategy: str, split: int, tracking: str | None = None,
+             experiment_name: str | None = None) -> StudyRun:
+    """Train a bundle with overrides into ``run_dir``, then evaluate, once, the checkpoint chosen on validation on the
+    test split.
 
     Args:
         config_files: ``train.json`` and override files (e.g. ``xray.json``).
@@ -213,6 +250,9 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
         overrides: config overrides (``strategy``, ``datalist``, ``max_epochs`` ...).
         run_dir: gets ``models/``, ``eval/``, ``logs/`` and ``run.json``.
         strategy, split: recorded in the result.
+        tracking: ``"mlflow"`` tracks the training as one MLflow run named ``<strategy>_split<k>`` (see the module
+            docstring); ``None``: no tracking.
+        experiment_name: the MLflow experiment (default: the bundle's ``experiment_name``).
 
     Returns:
         The :class:`StudyRun` (read back from ``run.json`` when the run was done before).
@@ -221,11 +261,17 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
     record = run_dir / "run.json"
     if record.is_file():
         return StudyRun(**json.loads(record.read_text()))
-    dirs = {"ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval"), "log_dir": str(run_dir / "logs")}
+    # the run's own folder; nothing is published into the bundle's models/ (bundles that publish runs read these keys)
+    dirs = {"run_dir": str(run_dir), "ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval"),
+            "log_dir": str(run_dir / "logs"), "publish": False}
     settings = {**dict(overrides), **dirs, "progress_bar": False}
+    if tracking is not None:
+        settings["run_name"] = f"{strategy}_split{split}"
+        if experiment_name is not None:
+            settings["experiment_name"] = experiment_name
     files = [str(f) for f in config_files]
     start = time.perf_counter()
-    run_workflow(None, files, settings, workflow_type="train")
+    trained = run_workflow(None, files, settings, workflow_type="train", tracking=tracking)
     train_s = time.perf_counter() - start
     last = read_checkpoint(run_dir / "models" / "checkpoint_last.pt")
     start = time.perf_counter()
@@ -233,9 +279,24 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
     eval_s = time.perf_counter() - start
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     result = StudyRun(strategy=strategy, split=int(split), auroc=float(metrics["auroc"]), auprc=float(metrics["auprc"]),
-                      best_epoch=int(last.get("best_epoch", 0)), epochs=int(last["epoch"]), train_s=train_s, eval_s=eval_s)
+                      best_epoch=int(last.get("best_epoch", 0)), epochs=int(last["epoch"]), train_s=train_s, eval_s=eval_s,
+                      val_auroc=float("nan") if last.get("best_metric") is None else float(last["best_metric"]))
+    if tracking is not None:
+        _track_test_metrics(trained.parser, result)
     record.write_text(json.dumps(asdict(result), indent=1))
     return result
+
+
+def _track_test_metrics(parser: Any, result: StudyRun) -> None:
+    """Add the test AUROC / AUPRC to the training's MLflow run (found by name; nothing when it is not there)."""
+    get = parser.get_parsed_content
+    found = find_mlflow_run(get("tracking_uri"), get("experiment_name"), get("run_name"))
+    if found is None:
+        logger.warning("run %s: no MLflow run %r to add the test metrics to.", get("run_dir"), get("run_name"))
+        return
+    client, run = found
+    for key, value in (("test_auroc", result.auroc), ("test_auprc", result.auprc)):
+        client.log_metric(run.info.run_id, key, value)
 
 
 def _min_latency_ms(net: Any, input_shape: tuple[int, ...], repeats: int) -> float:
@@ -302,6 +363,8 @@ def run_study(
     input_shape: Sequence[int] | None = None,
     repeats: int = 5,
     progress: Callable[[str], None] | None = None,
+    tracking: str | None = None,
+    experiment_name: str | None = None,
 ) -> StudyResult:
     """Run every strategy on every seeded split through the bundle and collect the table.
 
@@ -316,6 +379,9 @@ def run_study(
         input_shape: profiling input (default from the config).
         repeats: timed forward passes when profiling.
         progress: called with one line per finished run (default: the module logger).
+        tracking: ``"mlflow"``: each training is one MLflow run ``<strategy>_split<k>`` of one experiment in the
+            bundle's tracking store (needs the ``mlflow`` package: ``pip install 'medtl-monai[tracking]'``).
+        experiment_name: that experiment (default: an ``experiment_name`` override, else the study folder's name).
 
     Returns:
         The :class:`StudyResult` (also written to ``output_dir``).
@@ -328,6 +394,8 @@ def run_study(
     say = progress or logger.info
     out = Path(output_dir)
     split_files = seeded_splits(datalist, out / "splits", seeds)
+    if tracking is not None and experiment_name is None:
+        experiment_name = str((overrides or {}).get("experiment_name") or out.resolve().name)
     rows = []
     for name in names:
         base = {**dict(overrides or {}), "strategy": name}
@@ -335,13 +403,18 @@ def run_study(
         runs = []
         for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
             run = run_once(config_files, evaluate_file, {**base, "datalist": str(split_file), "seed": int(seed)},
-                           out / "runs" / name / f"split{k}", strategy=name, split=k)
+                           out / "runs" / name / f"split{k}", strategy=name, split=k, tracking=tracking,
+                           experiment_name=experiment_name)
             runs.append(run)
-            say(f"{name} split {k}: test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}, best epoch {run.best_epoch}/"
-                f"{run.epochs}, train {run.train_s:.0f} s")
-        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained))
+            say(f"{name} split {k}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC {run.val_auroc:.3f}); "
+                f"test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}; train {run.train_s:.0f} s")
+        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained,
+                                get_strategy(name).description))
         input_shape = shape
-    result = StudyResult(rows, {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names, "repeats": repeats,
-                                "overrides": {k: v for k, v in (overrides or {}).items()}}, time.perf_counter() - start)
+    settings = {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names, "repeats": repeats,
+                "overrides": {k: v for k, v in (overrides or {}).items()}}
+    if tracking is not None:
+        settings.update(tracking=tracking, experiment_name=experiment_name)
+    result = StudyResult(rows, settings, time.perf_counter() - start)
     result.write(out)
     return result

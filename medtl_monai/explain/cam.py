@@ -19,31 +19,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from monai.visualize.visualizer import default_upsampler
+from torch import nn
 
 from ._hooks import ActivationRecorder, default_target_layers
 
-__all__ = ["CAMResult", "GradientCAM", "GradCAM", "LayerCAM", "CAM_METHODS", "make_cam", "normalize_map", "fuse_maps"]
+__all__ = ["CAM_METHODS", "CAMResult", "GradCAM", "GradientCAM", "LayerCAM", "fuse_maps", "make_cam", "normalize_map"]
 
 FUSIONS = ("max", "mean")
 
 
-def normalize_map(cam: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def normalize_map(cam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Scale each map of a batch linearly to ``[0, 1]`` (min to 0, max to 1); a constant map becomes 0.
+
+    A map counts as constant when its range is at most ``eps`` times its largest magnitude (at least 1): a map that
+    is constant up to rounding (a 1x1 deep stage upsampled) becomes 0, not amplified float noise.
 
     Args:
         cam: ``(B, 1, *spatial)`` maps.
-        eps: range below which a map counts as constant.
+        eps: relative range below which a map counts as constant.
 
     Returns:
         Maps of the same shape.
     """
     flat = cam.reshape(cam.shape[0], -1)
     low = flat.min(1, keepdim=True).values
-    span = flat.max(1, keepdim=True).values - low
-    scaled = torch.where(span > eps, (flat - low) / span.clamp_min(eps), torch.zeros_like(flat))
+    high = flat.max(1, keepdim=True).values
+    span = high - low
+    tolerance = eps * torch.maximum(torch.maximum(high.abs(), low.abs()), torch.ones_like(high))
+    scaled = torch.where(span > tolerance, (flat - low) / span.clamp_min(1e-12), torch.zeros_like(flat))
     return scaled.reshape(cam.shape)
 
 
@@ -137,7 +142,8 @@ class GradientCAM:
         previous mode is restored.
 
         Args:
-            x: input batch ``(B, C, *spatial)`` (3D: MONAI's ``(B, C, x, y, z)``).
+            x: input batch ``(B, C, *spatial)`` as the preprocessing gives it (2D: ``(B, C, H, W)``; 3D:
+                ``(B, C, AP, LR, SI)``, the slice axis last).
             class_idx: the class to explain: ``None`` (each case's predicted class), one index for all cases, or
                 one index per case.
 

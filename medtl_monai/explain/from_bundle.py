@@ -1,9 +1,12 @@
-"""The error report of a bundle's evaluation: the trained model, its preprocessing, the datalist and the predictions,
-taken from the bundle the way its own workflows take them.
+"""The error report of a run's evaluation: the run's trained model, its preprocessing, its datalist and its
+predictions, taken from the run the way the bundle's own workflows take them.
 
-The training configs (``train.json`` plus override files such as ``xray.json``, and ``--key value`` overrides) say
-where the data, the checkpoints and the evaluation are (``datalist``, ``ckpt_dir``, ``output_dir``); the trained
-model and its preprocessing come from :class:`~medtl_monai.bundle.BundleModel` (the model card beside the weights).
+A run (``<bundle>/runs/<name>``, :func:`~medtl_monai.bundle.resolve_run`; by default the published run, else the
+latest) holds everything the report needs: ``models/`` (the weights and the model card, read through
+:class:`~medtl_monai.bundle.BundleModel`), ``config.json`` (the configs and overrides it was trained with, so the
+datalist is the run's own) and ``eval/predictions.csv`` (``configs/evaluate.json`` run with ``--run_name``). The
+report goes into ``<run>/eval/report`` unless ``report_dir`` says otherwise. The predictions must be cases of the
+datalist split explained (:func:`~medtl_monai.explain.report.check_prediction_ids`).
 """
 
 from __future__ import annotations
@@ -15,32 +18,44 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..bundle import BundleModel, load_config, require_file
-from ..data import SPLIT_KEYS, load_split
-from .report import error_report
+from ..bundle import BundleModel, load_config, require_file, resolve_run
+from ..data import MissingDataError, load_split
+from .report import check_prediction_ids, error_report, read_predictions
 
 __all__ = ["bundle_error_report"]
 
 logger = logging.getLogger("medtl_monai.explain")
 
+#: the resolved config a training leaves in its run folder (``medtl_monai.bundle.run_config``)
+_RUN_CONFIG = "config.json"
+
 
 def bundle_error_report(
     bundle: str | os.PathLike,
-    config_files: Sequence[str | os.PathLike] = ("train.json",),
+    config_files: Sequence[str | os.PathLike] | None = None,
     overrides: Mapping[str, Any] | None = None,
     *,
+    run: str | os.PathLike | None = None,
     predictions: str | os.PathLike | None = None,
     report_dir: str | os.PathLike | None = None,
+    split: str = "test",
     **report_options: Any,
 ) -> Path:
-    """Write the error report of a bundle's evaluation (``scripts/error_report.py``).
+    """Write the error report of a run's evaluation (``scripts/error_report.py``).
 
     Args:
         bundle: the bundle folder.
-        config_files: the training configs (e.g. ``["train.json", "xray.json"]`` for the X-ray model).
-        overrides: config keys to set (``dataset_dir``, ``output_dir``, ``ckpt_dir`` ...), as for the evaluation.
-        predictions: the evaluation's CSV (default ``<output_dir>/predictions.csv``).
-        report_dir: the report's folder (default ``<output_dir>/report``).
+        config_files: the configs that say where the data are; default: the run's ``config.json`` (its training
+            configs and overrides), else ``train.json``. Give e.g. ``["train.json", "xray.json"]`` to read the
+            bundle's configs instead.
+        overrides: config keys to set (``dataset_dir``, ``datalist``, ...), as for the evaluation. A ``run_name``
+            counts as ``run``. ``output_dir`` is refused: it would name the evaluation folder to the bundle and the
+            report folder to a reader (use ``run``, ``predictions`` and ``report_dir``).
+        run: the run explained: a name under ``<bundle>/runs/``, a run folder, or ``None`` (the published run, else
+            the latest, else the bundle folder itself for a bundle with no runs).
+        predictions: the evaluation's CSV (default ``<run>/eval/predictions.csv``).
+        report_dir: the report's folder (default ``<run>/eval/report``).
+        split: the datalist split the predictions are of (``configs/evaluate.json`` evaluates ``test``).
         report_options: passed to :func:`medtl_monai.explain.report.error_report` (``threshold``, ``n_correct``,
             ``max_cases``, ``cam_method``, ``cam_layers``, ``channel``).
 
@@ -48,24 +63,44 @@ def bundle_error_report(
         The path of ``report.html``.
 
     Raises:
-        MissingDataError: a config, the trained model, the datalist or the predictions do not exist.
+        ValueError: ``output_dir`` among the overrides.
+        MissingDataError: the run, a config, the trained model, the datalist, its split or the predictions do not
+            exist.
+        PredictionsMismatchError: a prediction id is not a case of the datalist split (predictions of another data
+            set).
     """
-    parser = load_config(bundle, config_files, overrides)
-    output_dir = Path(parser.get_parsed_content("output_dir"))
-    ckpt_dir = parser.get_parsed_content("ckpt_dir")
-    require_file(Path(ckpt_dir) / "model.pt", "train the bundle first (configs/train.json)")
-    model = BundleModel(bundle, overrides={"ckpt_dir": ckpt_dir}, device=str(parser.get_parsed_content("device")))
-    datalist = parser.get_parsed_content("datalist")
-    doc = json.loads(Path(require_file(datalist, "pass --dataset_dir or --datalist")).read_text())
-    items = [item for split in SPLIT_KEYS if doc.get(split) for item in load_split(datalist, split)]
-    csv_path = Path(predictions) if predictions else output_dir / "predictions.csv"
-    require_file(csv_path, "evaluate the bundle first (configs/evaluate.json)")
+    overrides = dict(overrides or {})
+    if "output_dir" in overrides:
+        raise ValueError("the error report takes no output_dir (--output_dir): the report goes to report_dir "
+                         "(--report_dir, default <run>/eval/report) and the evaluation is read from the run "
+                         "(--run, default the published run) or from predictions (--predictions).")
+    named = overrides.pop("run_name", None)
+    run_path = resolve_run(bundle, run if run is not None else named)
+    root = Path(bundle).resolve()
+    csv_path = Path(predictions) if predictions else run_path / "eval" / "predictions.csv"
+    evaluate = f"configs/evaluate.json with --run_name {run_path.name}"
+    require_file(csv_path, f"evaluate this run first ({evaluate})")
+    if config_files is None:
+        config_files = [run_path / _RUN_CONFIG] if (run_path / _RUN_CONFIG).is_file() else ["train.json"]
+    parser = load_config(bundle, config_files, {**overrides, "run_name": run_path.name, "run_dir": str(run_path)})
+    datalist = Path(require_file(parser.get_parsed_content("datalist"), "pass --dataset_dir or --datalist"))
+    if not json.loads(datalist.read_text()).get(split):
+        raise MissingDataError(f"{datalist}: no {split!r} split to explain.")
+    items = load_split(datalist, split)
+    source = f"{datalist} (split {split!r}, {len(items)} cases)"
+    check_prediction_ids(csv_path, read_predictions(csv_path)[0], items, source,
+                         hint=f"evaluate this run on that datalist first ({evaluate} --datalist {datalist}), or give "
+                              "the report the datalist that was evaluated (--datalist or --dataset_dir)")
+    model_overrides = {key: overrides[key] for key in ("ckpt_dir",) if key in overrides}
+    model = BundleModel(bundle, overrides=model_overrides, device=str(parser.get_parsed_content("device")), run=run_path)
+    logger.info("error report of run %s: %s on %s", run_path.name, csv_path, source)
     return error_report(
         csv_path,
-        Path(report_dir) if report_dir else output_dir / "report",
+        Path(report_dir) if report_dir else run_path / "eval" / "report",
         items=items,
         network=model.network,
         transform=model.transform,
-        title=f"Error analysis: {Path(bundle).resolve().name}",
+        title=f"Error analysis: {root.name}" + (f", run {run_path.name}" if run_path != root else ""),
+        items_source=source,
         **report_options,
     )

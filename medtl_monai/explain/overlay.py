@@ -1,10 +1,11 @@
 """Pictures of images and their CAMs (matplotlib, Agg, no pyplot state): 2D overlays, and for 3D the axial,
 coronal and sagittal slices through the CAM peak.
 
-Array conventions are the project's (MONAI's): a preprocessed image is ``(C, *spatial)``; 2D images are
-``(W, H)`` (shown transposed, rows = H); 3D volumes are in RAS order ``(x, y, z)`` as ``ct_preprocessing`` gives
-them, and are shown in the radiological convention: patient's right on the left of the screen, anterior / superior
-at the top.
+Array conventions are the preprocessing's: an image is ``(C, *spatial)``; 2D images are ``(H, W)`` with row 0 at the
+top (``xray_preprocessing`` and ``rgb_preprocessing`` put the rows first) and are shown as they are; 3D volumes are
+``(AP, LR, SI)`` as ``ct_preprocessing`` gives them (``Orientationd("PLS")``: rows anterior -> posterior, columns
+the patient's right -> left, slices upwards), and are shown in the radiological convention: patient's right on the
+left of the screen, anterior / superior at the top (an axial slice is shown as it is stored).
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "PLANES",
+    "cam_figure",
     "display_image",
-    "voxel_spacing",
+    "figure_png",
     "peak_index",
     "plane_slices",
-    "cam_figure",
-    "slice_figure",
-    "figure_png",
     "save_figure",
+    "slice_figure",
+    "voxel_spacing",
 ]
 
-#: 3D views: name -> the array axis held fixed (RAS order: x sagittal, y coronal, z axial).
-PLANES: dict[str, int] = {"axial": 2, "coronal": 1, "sagittal": 0}
+#: 3D views: name -> the array axis held fixed (``(AP, LR, SI)`` order: AP coronal, LR sagittal, SI axial).
+PLANES: dict[str, int] = {"axial": 2, "coronal": 0, "sagittal": 1}
 
 
 def _numpy(data: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -47,8 +48,9 @@ def display_image(
 ) -> np.ndarray:
     """One channel of a ``(C, *spatial)`` image as grey levels in ``[0, 1]``.
 
-    A channel already in ``[0, 1]`` (a CT HU-window channel) is shown as it is, so the window keeps its meaning;
-    other data (e.g. ImageNet-normalised X-rays) is stretched between two percentiles.
+    A channel already in ``[0, 1]`` (a CT HU-window channel without normalisation) is shown as it is, so the window
+    keeps its meaning; other data (ImageNet-normalised windows, X-rays or photographs) is stretched between two
+    percentiles.
 
     Args:
         image: the preprocessed image.
@@ -83,30 +85,34 @@ def peak_index(cam: torch.Tensor | np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(data)), data.shape))
 
 
-def _screen(plane: np.ndarray, radiological: bool) -> np.ndarray:
-    """A plane ``(u, v)`` in screen order: rows follow ``v``, columns follow ``u``; ``radiological`` reverses both (RAS
-    planes: patient's right on the left of the screen, anterior / superior at the top)."""
-    return plane.T[::-1, ::-1] if radiological else plane.T
+def _screen(plane: np.ndarray, name: str) -> np.ndarray:
+    """A slice of an ``(AP, LR, SI)`` volume in screen order (rows, columns).
+
+    The axial slice ``(AP, LR)`` is already in screen order; the coronal ``(LR, SI)`` and sagittal ``(AP, SI)``
+    slices are transposed and turned upside down so that superior is at the top (the sagittal slice then has
+    anterior on the left)."""
+    return plane if name == "axial" else plane.T[::-1, :]
 
 
 def plane_slices(volume: np.ndarray, index: Sequence[int]) -> dict[str, np.ndarray]:
-    """Axial, coronal and sagittal slices of a RAS ``(x, y, z)`` volume through ``index``, oriented for display.
+    """Axial, coronal and sagittal slices of an ``(AP, LR, SI)`` volume through ``index``, oriented for display.
 
     Returns:
         ``{"axial": ..., "coronal": ..., "sagittal": ...}``, each a 2D array in screen order (rows, columns).
     """
-    return {name: _screen(np.take(volume, int(index[axis]), axis=axis), True) for name, axis in PLANES.items()}
+    return {name: _screen(np.take(volume, int(index[axis]), axis=axis), name) for name, axis in PLANES.items()}
 
 
 def _aspects(spacing: Sequence[float]) -> dict[str, float]:
-    sx, sy, sz = spacing
-    return {"axial": sy / sx, "coronal": sz / sx, "sagittal": sz / sy}
+    """Pixel aspect (height / width on screen) of each plane from the ``(AP, LR, SI)`` voxel sizes."""
+    s_ap, s_lr, s_si = spacing
+    return {"axial": s_ap / s_lr, "coronal": s_si / s_lr, "sagittal": s_si / s_ap}
 
 
 def _panels(image: np.ndarray, cam: np.ndarray | None, spacing: Sequence[float], index: Sequence[int] | None):
     """(title, image plane, cam plane or None, aspect) for each panel of a 2D or 3D picture."""
-    if image.ndim == 2:
-        return [("", _screen(image, False), None if cam is None else _screen(cam, False), spacing[1] / spacing[0])]
+    if image.ndim == 2:  # (H, W): already in screen order
+        return [("", image, cam, spacing[0] / spacing[1])]
     where = index if index is not None else peak_index(cam if cam is not None else image)
     images, aspects = plane_slices(image, where), _aspects(spacing)
     cams = plane_slices(cam, where) if cam is not None else {}

@@ -10,7 +10,9 @@
     cases/<id>_image.png, cases/<id>_cam.png
     relabel.csv       id, label, prediction, probability, misclassified, note (empty, for the reader)
 
-Cases are named by their datalist id only. Nothing from image headers (patient name, patient id, dates) is written:
+The predictions must be cases of the datalist items given: :func:`check_prediction_ids` refuses a predictions file
+with an id that is not among them (an evaluation of another data set would otherwise give a report whose every case
+has "no image"). Cases are named by their datalist id only. Nothing from image headers (patient name, patient id, dates) is written:
 the page shows ids, labels, probabilities and pixels. CAMs explain the *predicted* class (why the model said so).
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..evaluation import classification_summary
 from . import _html, _plots
@@ -34,7 +36,18 @@ from .cam import GradientCAM, make_cam
 from .overlay import cam_figure, peak_index, save_figure, slice_figure
 from .writer import case_filename
 
-__all__ = ["CaseRow", "read_predictions", "rank_cases", "write_relabel_csv", "error_report"]
+__all__ = [
+    "CaseRow",
+    "PredictionsMismatchError",
+    "check_prediction_ids",
+    "error_report",
+    "rank_cases",
+    "read_predictions",
+    "write_relabel_csv",
+]
+
+#: how many unknown ids an error message shows
+_SHOWN_IDS = 5
 
 logger = logging.getLogger("medtl_monai.explain")
 
@@ -101,6 +114,40 @@ def read_predictions(path: str | os.PathLike, threshold: float = 0.5) -> tuple[l
     return rows, names
 
 
+class PredictionsMismatchError(ValueError):
+    """A predictions file whose cases are not the cases of the datalist a report explains."""
+
+
+def check_prediction_ids(
+    predictions: str | os.PathLike,
+    rows: Sequence[CaseRow],
+    items: Sequence[Mapping],
+    source: str = "the datalist items",
+    hint: str = "explain the datalist that was evaluated, or evaluate the model on this one first",
+) -> None:
+    """Refuse predictions with an id that is not one of ``items`` (a subset, e.g. ``--limit_cases``, is fine).
+
+    Args:
+        predictions: the predictions file (named in the error).
+        rows: its rows (:func:`read_predictions`).
+        items: the datalist items the report explains.
+        source: what ``items`` are, for the error (e.g. ``"/data/datalist.json (split 'test', 12 cases)"``).
+        hint: what to do about it, for the error.
+
+    Raises:
+        PredictionsMismatchError: ``"<predictions>: N of M prediction ids are not in <source>, e.g. ...; <hint>"``.
+    """
+    known = {str(item["id"]) for item in items if "id" in item}
+    ids = {r.id for r in rows}
+    unknown = sorted(ids - known)
+    if unknown:
+        shown = ", ".join(unknown[:_SHOWN_IDS]) + (", ..." if len(unknown) > _SHOWN_IDS else "")
+        raise PredictionsMismatchError(
+            f"{predictions}: {len(unknown)} of its {len(ids)} prediction ids are not in {source}, e.g. {shown}; "
+            f"these predictions are not of this datalist: {hint}."
+        )
+
+
 def rank_cases(rows: Sequence[CaseRow], n_correct: int = 5) -> tuple[list[CaseRow], list[CaseRow]]:
     """Every misclassified case, most confident first, and the ``n_correct`` most confident correct cases."""
     by_confidence = sorted(rows, key=lambda r: (-r.confidence, r.id))
@@ -160,13 +207,15 @@ def error_report(
     cam_layers: str | Sequence[str] | None = None,
     channel: int = 0,
     title: str = "Error analysis",
+    items_source: str | None = None,
 ) -> Path:
     """Write the error-analysis report of an evaluation (see the module docstring for the files).
 
     Args:
         predictions: the evaluation's ``predictions.csv``.
         output_dir: folder for the report (e.g. ``<bundle>/eval/report``).
-        items: datalist items (``id``, ``image``, ...) to find each case's image; ``None``: no pictures.
+        items: the datalist items explained (``id``, ``image``, ...), to find each case's image; every prediction id
+            must be one of them. ``None``: no pictures and no check.
         network: the trained classifier (for CAMs); ``None``: no pictures.
         transform: the evaluation's preprocessing (loads and prepares an item's ``image``).
         threshold: decision threshold on the probability of class 1 (two classes).
@@ -177,16 +226,20 @@ def error_report(
             ``configs/explain.json``).
         channel: image channel shown (the CT bundle's channel 0 is the lung window).
         title: page title.
+        items_source: what ``items`` are, named in the error when the ids do not match (e.g. the datalist file).
 
     Returns:
         The path of ``report.html``.
 
     Raises:
         ValueError: an unreadable predictions file (see :func:`read_predictions`).
+        PredictionsMismatchError: a prediction id is not one of ``items`` (see :func:`check_prediction_ids`).
     """
+    rows, names = read_predictions(predictions, threshold)
+    if items is not None:
+        check_prediction_ids(predictions, rows, items, items_source or f"the {len(items)} datalist items given")
     out = Path(output_dir)
     (out / "cases").mkdir(parents=True, exist_ok=True)
-    rows, names = read_predictions(predictions, threshold)
     probs = np.array([r.probs for r in rows])
     labels = np.array([r.label for r in rows])
     summary = classification_summary(probs, labels, threshold)
@@ -236,9 +289,9 @@ def error_report(
         ("misclassified", f"Misclassified cases: {len(wrong)}{more}, most confident first",
          f'<div class="cases">{"".join(card(r) for r in shown_wrong)}</div>'),
         ("correct", f"Most confident correct cases: {len(right)}", f'<div class="cases">{"".join(card(r) for r in right)}</div>'),
-        ("files", "Files", f'<p class="note">Relabelling sheet: <a href="{relabel.name}">{relabel.name}</a> '
+        ("files", "Files", (f'<p class="note">Relabelling sheet: <a href="{relabel.name}">{relabel.name}</a> '
                            "(every case, misclassified first, with an empty note column). CAMs show the evidence for "
-                           "the predicted class; red = strongest.</p>"),
+                           "the predicted class; red = strongest.</p>")),
     ]
     intro = f"{len(rows)} labelled cases from {Path(predictions).name}; cases are named by datalist id."
     path = out / "report.html"

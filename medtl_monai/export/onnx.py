@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..networks import OnnxRuntimeNetwork, import_onnxruntime
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import dcmread
+from pydicom import uid as pydicom_uid
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -30,13 +31,17 @@ __all__ = [
     "apply_modality",
     "decode_frames",
     "float_values",
+    "is_image_sop_class",
     "lps_ras_flip",
     "meta_from_dataset",
     "monochrome1_bounds",
+    "non_image_problem",
+    "positive_spacing",
     "read_dataset",
     "read_header",
     "require",
     "rescale_parameters",
+    "sop_class_uids",
     "stored_value_range",
 ]
 
@@ -70,12 +75,15 @@ class DicomHeader:
         ds: the dataset up to (not including) the pixel data.
         pixel_offset: file offset of the Pixel Data element, or None when it could not be located directly.
         has_pixels: whether a Pixel Data element follows the header.
+        accepted_sop_classes: SOP classes read as images although their name has no ``"Image Storage"`` (e.g. RT
+            Dose Storage for a dose grid).
     """
 
     path: Path
     ds: Dataset
     pixel_offset: int | None
     has_pixels: bool
+    accepted_sop_classes: frozenset[UID] = frozenset()
 
     @property
     def transfer_syntax(self) -> UID:
@@ -91,36 +99,92 @@ class DicomHeader:
             return 1
 
     @property
-    def kind(self) -> str:
-        """``"image"``, ``"other"`` (a well-formed non-image object: report, plan, presentation state, private
-        data) or ``"corrupt"`` (no valid SOP class, e.g. a header cut short or overwritten)."""
-        if "Rows" in self.ds or self.has_pixels:
-            return "image"
+    def sop_class(self) -> UID | None:
+        """The SOP class (SOPClassUID, else MediaStorageSOPClassUID); None when absent, invalid or contradictory."""
         uids = [self.ds.get("SOPClassUID"), self.ds.file_meta.get("MediaStorageSOPClassUID")]
         uids = [UID(str(u)) for u in uids if u]
         if not uids or not all(u.is_valid for u in uids) or len(set(uids)) > 1:
-            return "corrupt"
-        if any(word in uids[0].name for word in ("Image Storage", "Dose", "Segmentation")):
+            return None
+        return uids[0]
+
+    @property
+    def kind(self) -> str:
+        """``"image"``, ``"other"`` (a well-formed object that is not an image to classify: segmentation, RT dose,
+        structure set or plan, structured report, presentation state, raw data...) or ``"corrupt"`` (no valid SOP
+        class and no image attributes, e.g. a header cut short or overwritten).
+
+        A SOP class that pydicom knows decides: its name must contain ``"Image Storage"`` (CT, MR, CR, DX, secondary
+        capture, enhanced and legacy-converted images...) unless it is one of :attr:`accepted_sop_classes`. A file
+        without a known SOP class is an image when it has image attributes or pixel data.
+        """
+        sop = self.sop_class
+        if sop is not None and sop.name != str(sop):  # pydicom knows it: the SOP class decides
+            return "image" if is_image_sop_class(sop) or sop in self.accepted_sop_classes else "other"
+        if "Rows" in self.ds or self.has_pixels:
             return "image"
-        return "other"
+        return "corrupt" if sop is None else "other"
 
     @property
     def is_image(self) -> bool:
-        """Whether the file is an image object (as opposed to a report, a plan, a presentation state...)."""
+        """Whether the file is an image object (as opposed to a report, a plan, a segmentation, a dose grid...)."""
         return self.kind == "image"
 
     def check_image(self) -> None:
-        """Raise a :class:`BadCaseError` unless the file is an image whose header reaches its pixel data."""
+        """Raise a :class:`BadCaseError` unless the file is an image whose header reaches its pixel data and whose
+        rescale and pixel spacing are usable.
+
+        Raises:
+            BadCaseError: a corrupt or truncated file, an object that is not an image to classify (its SOP class
+                named), a zero or non-finite RescaleSlope, or a PixelSpacing/ImagerPixelSpacing that is not positive.
+        """
         kind = self.kind
         if kind == "corrupt":
             raise BadCaseError(
                 self.path, "corrupt or truncated DICOM file: no valid SOP class, image attributes or pixel data"
             )
         if kind == "other":
-            sop = UID(str(self.ds.get("SOPClassUID") or self.ds.file_meta.get("MediaStorageSOPClassUID")))
-            raise BadCaseError(self.path, f"DICOM file holds no image (SOP class {sop.name})")
+            raise BadCaseError(self.path, non_image_problem(self.sop_class or self.ds.get("SOPClassUID")))
         if not self.has_pixels:
-            raise BadCaseError(self.path, "truncated or corrupt DICOM image: the file ends before its pixel data")
+            raise BadCaseError(self.path, "truncated or corrupt DICOM image: the file ends before its Pixel Data element")
+        rescale_parameters(self.ds, self.path)
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            positive_spacing(self.ds, keyword, self.path)
+
+
+def is_image_sop_class(uid: str) -> bool:
+    """Whether ``uid`` is a SOP class of images to classify (pydicom's name for it contains ``"Image Storage"``).
+
+    Segmentations, RT dose, structure sets and plans, structured reports, presentation states, raw data,
+    waveforms and encapsulated documents are not.
+    """
+    return "Image Storage" in UID(str(uid)).name
+
+
+def non_image_problem(sop_class: str | None) -> str:
+    """The problem of a DICOM object that is not an image to classify, naming its SOP class."""
+    if not sop_class:
+        return "DICOM file holds no image (no SOP class)"
+    uid = UID(str(sop_class))
+    name = uid.name if uid.name != str(uid) else "an unknown SOP class"
+    return (
+        f"DICOM file holds no image to classify: SOP class {name} ({uid}); only image SOP classes "
+        "('... Image Storage') are read"
+    )
+
+
+def sop_class_uids(classes: Sequence[str]) -> frozenset[UID]:
+    """SOP class UIDs from UIDs or pydicom keywords (e.g. ``"RTDoseStorage"``).
+
+    Raises:
+        ValueError: a name that is neither a valid UID nor a pydicom UID keyword.
+    """
+    uids = set()
+    for name in classes:
+        value = getattr(pydicom_uid, str(name), None) if not str(name)[:1].isdigit() else UID(str(name))
+        if not isinstance(value, UID) or not value.is_valid:
+            raise ValueError(f"{name!r} is neither a SOP class UID nor a pydicom UID keyword such as 'RTDoseStorage'")
+        uids.add(value)
+    return frozenset(uids)
 
 
 def _wrap_read_error(path: Path, error: Exception) -> BadCaseError:
@@ -142,12 +206,16 @@ def _pixel_tags(ds: Dataset) -> tuple[bytes, ...]:
     return tuple(struct.pack(f"{endian}HH", 0x7FE0, elem) for elem in (0x0010, 0x0008, 0x0009))
 
 
-def read_header(path: str | os.PathLike, *, force: bool = False) -> DicomHeader:
+def read_header(
+    path: str | os.PathLike, *, force: bool = False, accepted_sop_classes: Sequence[str] = ()
+) -> DicomHeader:
     """Read a DICOM header up to the pixel data and remember where the pixel data starts.
 
     Args:
         path: the DICOM file.
         force: read files that lack the DICOM preamble/``DICM`` marker.
+        accepted_sop_classes: SOP classes (UIDs or pydicom keywords) to read as images although they are not image
+            SOP classes (see :attr:`DicomHeader.kind`).
 
     Returns:
         the header.
@@ -168,7 +236,7 @@ def read_header(path: str | os.PathLike, *, force: bool = False) -> DicomHeader:
         ds.file_meta = Dataset()
     if has_pixels and offset > os.path.getsize(path):  # pydicom seeked past the end while skipping a value
         has_pixels = False
-    header = DicomHeader(path, ds, offset, has_pixels)
+    header = DicomHeader(path, ds, offset, has_pixels, sop_class_uids(accepted_sop_classes))
     if header.transfer_syntax == DeflatedExplicitVRLittleEndian:
         # offsets refer to the inflated stream: decode through a full read, which reports missing pixel data
         header.pixel_offset, header.has_pixels = None, "Rows" in ds
@@ -306,11 +374,47 @@ def decode_frames(header: DicomHeader, *, force: bool = False) -> np.ndarray:
     return array
 
 
-def rescale_parameters(item: Dataset | None) -> tuple[float, float] | None:
-    """Return (RescaleSlope, RescaleIntercept) from ``item`` when it holds both, else None."""
+def rescale_parameters(item: Dataset | None, path: str | os.PathLike | None = None) -> tuple[float, float] | None:
+    """Return (RescaleSlope, RescaleIntercept) from ``item`` when it holds both, else None.
+
+    Args:
+        item: a dataset or functional group item.
+        path: the file named in errors.
+
+    Raises:
+        BadCaseError: the slope is zero or either value is not a finite number: every pixel would map to one value
+            (or to NaN), and the image would reach the network as a blank.
+    """
     if item is None or "RescaleSlope" not in item or "RescaleIntercept" not in item:
         return None
-    return float(item.RescaleSlope), float(item.RescaleIntercept)
+    where = path if path is not None else "<DICOM dataset>"
+    try:
+        slope, intercept = float(item.RescaleSlope), float(item.RescaleIntercept)
+    except (TypeError, ValueError):
+        raise BadCaseError(
+            where, f"invalid rescale: RescaleSlope {item.RescaleSlope!r}, RescaleIntercept {item.RescaleIntercept!r}"
+        ) from None
+    if slope == 0 or not np.isfinite(slope) or not np.isfinite(intercept):
+        raise BadCaseError(
+            where,
+            f"invalid rescale: RescaleSlope {slope:g}, RescaleIntercept {intercept:g} (the slope must be a finite, "
+            "non-zero number, or every pixel maps to one value)",
+        )
+    return slope, intercept
+
+
+def positive_spacing(ds: Dataset | None, keyword: str, path: str | os.PathLike) -> np.ndarray | None:
+    """The two values of a pixel spacing element (``PixelSpacing``, ``ImagerPixelSpacing``); None when absent.
+
+    Raises:
+        BadCaseError: the element does not hold two finite numbers, or one of them is not positive.
+    """
+    if ds is None:
+        return None
+    spacing = float_values(ds, keyword, 2, path)
+    if spacing is not None and not np.all(spacing > 0):
+        raise BadCaseError(path, f"invalid {keyword} {spacing.tolist()}: pixel sizes must be positive (mm)")
+    return spacing
 
 
 def stored_value_range(ds: Dataset) -> tuple[int, int]:

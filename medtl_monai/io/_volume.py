@@ -22,6 +22,7 @@ from ._dicom import (
     decode_frames,
     float_values,
     monochrome1_bounds,
+    positive_spacing,
     require,
     rescale_parameters,
 )
@@ -46,11 +47,15 @@ def _orientation(ds: Dataset, path: Path | str, required: bool) -> np.ndarray | 
 
 
 def _pixel_spacing(ds: Dataset | None, path: Path | str) -> np.ndarray | None:
-    """PixelSpacing, else ImagerPixelSpacing, of ``ds`` (None when ``ds`` is None or holds neither)."""
+    """PixelSpacing, else ImagerPixelSpacing, of ``ds`` (None when ``ds`` is None or holds neither).
+
+    Raises:
+        BadCaseError: the spacing does not hold two positive numbers.
+    """
     if ds is None:
         return None
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        spacing = float_values(ds, keyword, 2, path)
+        spacing = positive_spacing(ds, keyword, path)
         if spacing is not None:
             return spacing
     return None
@@ -266,7 +271,7 @@ def _decode_slices(headers: Sequence[DicomHeader], size: tuple[int, int], sample
             frame = decode_frames(h)[0]
             if frame.shape[:2] != size:
                 raise BadCaseError(h.path, f"decoded pixel data is {frame.shape[:2]}, header says {size}")
-            slopes[start + j], intercepts[start + j] = _store_slice(chunk, j, frame, h.ds)
+            slopes[start + j], intercepts[start + j] = _store_slice(chunk, j, frame, h.ds, h.path)
         volume[:, :, start:stop] = _itk_layout(chunk[: stop - start])
     _rescale_along_slices(volume, slopes, intercepts)
     return volume
@@ -277,7 +282,7 @@ def _itk_layout(stack: np.ndarray) -> np.ndarray:
     return stack.transpose((2, 1, 0, 3) if stack.ndim == 4 else (2, 1, 0))
 
 
-def _store_slice(chunk: np.ndarray, k: int, frame: np.ndarray, ds: Dataset) -> tuple[float, float]:
+def _store_slice(chunk: np.ndarray, k: int, frame: np.ndarray, ds: Dataset, path: Path) -> tuple[float, float]:
     """Write one decoded slice into ``chunk[k]``; return the linear rescale still to apply to it.
 
     A linear modality rescale (and a MONOCHROME1 inversion, itself linear) is returned as (slope, intercept) and
@@ -294,7 +299,7 @@ def _store_slice(chunk: np.ndarray, k: int, frame: np.ndarray, ds: Dataset) -> t
             np.subtract(low + high, chunk[k], out=chunk[k])
         return 1.0, 0.0
     chunk[k] = frame
-    slope, intercept = rescale_parameters(ds) or (1.0, 0.0)
+    slope, intercept = rescale_parameters(ds, path) or (1.0, 0.0)
     if monochrome1:  # low + high - (slope * v + intercept)
         low, high = monochrome1_bounds(ds, lambda a: a * slope + intercept)
         return -slope, low + high - intercept
@@ -418,7 +423,7 @@ def _functional_group_geometry(ds: Dataset, path: Path, n: int) -> _FrameGeometr
         iops.append(iop)
         ipps.append(ipp)
         spacings.append(_pixel_spacing(_functional_group(ds, i, "PixelMeasuresSequence"), path))
-        rescales.append(rescale_parameters(_functional_group(ds, i, "PixelValueTransformationSequence")))
+        rescales.append(rescale_parameters(_functional_group(ds, i, "PixelValueTransformationSequence"), path))
     for i, other in enumerate(iops[1:], start=2):
         if np.abs(other - iops[0]).max() > _ORIENTATION_ATOL:
             raise DicomSeriesError(path, f"frames are not parallel: frame 1 and frame {i} differ in orientation")
@@ -426,7 +431,7 @@ def _functional_group_geometry(ds: Dataset, path: Path, n: int) -> _FrameGeometr
     for i, other in enumerate(spacings[1:], start=2):
         if (other is None) != (spacing is None) or (other is not None and not np.allclose(other, spacing, rtol=1e-4)):
             raise DicomSeriesError(path, f"frames differ in pixel spacing: frame 1 and frame {i}")
-    fallback = rescale_parameters(ds) or (1.0, 0.0)
+    fallback = rescale_parameters(ds, path) or (1.0, 0.0)
     measures = _functional_group(ds, 0, "PixelMeasuresSequence")
     return _FrameGeometry(
         orientation=iops[0],
@@ -462,7 +467,7 @@ def _legacy_frame_geometry(ds: Dataset, path: Path, n: int) -> _FrameGeometry:
     if offsets is None:
         offsets = np.arange(n) * _thickness(ds)
     spacing = _pixel_spacing(ds, path)
-    slope, intercept = rescale_parameters(ds) or (1.0, 0.0)
+    slope, intercept = rescale_parameters(ds, path) or (1.0, 0.0)
     return _FrameGeometry(
         orientation=iop,
         positions=origin[None] + offsets[:, None] * normal[None],

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ._dicom import DEFAULT_META_KEYWORDS, DicomHeader, NotDicomError, meta_from_dataset, read_header
+from ._dicom import DEFAULT_META_KEYWORDS, DicomHeader, NotDicomError, meta_from_dataset, read_header, sop_class_uids
 from ._reader_base import DeferredReader, as_paths
 from ._volume import assemble_multiframe, assemble_slices
 from .errors import BadCaseError, DicomSeriesError
+from .series_selection import SeriesInfo, choose_series
 
 __all__ = ["DICOM_SUFFIXES", "DicomSeriesReader"]
 
@@ -39,8 +40,12 @@ class DicomSeriesReader(DeferredReader):
     ``Orientation(axcodes="RAS")`` afterwards gives the same result as after ``ITKReader``.
 
     A folder holding several series yields the one named by ``series_uid``, otherwise the one with the most
-    slices (ties: the smallest SeriesInstanceUID), and says which and why on the ``medtl_monai.io`` logger.
-    Non-DICOM files and non-image DICOM objects (reports, presentation states) in the folder are ignored.
+    slices (ties: the smallest SeriesInstanceUID), never a localizer (``ImageType`` LOCALIZER) while another series
+    exists (the rule of :mod:`medtl_monai.io.series_selection`, which the MONAI Deploy app applies too), and says
+    which and why on the ``medtl_monai.io`` logger.
+    Non-DICOM files and DICOM objects that are not images to classify (segmentations, RT dose, structure sets and
+    plans, reports, presentation states, raw data) in the folder are ignored; a folder holding only those, or such
+    a file given alone, is refused with its SOP class named.
 
     Args:
         series_uid: SeriesInstanceUID to read from a folder with several series.
@@ -51,12 +56,15 @@ class DicomSeriesReader(DeferredReader):
         recursive: also collect files from sub-folders.
         force: read files without the DICOM preamble/``DICM`` marker.
         meta_keywords: DICOM keywords copied (as strings) into the metadata.
+        accepted_sop_classes: SOP classes (UIDs or pydicom keywords such as ``"RTDoseStorage"``) read as volumes
+            although they are not image SOP classes (e.g. a dose grid for dosimetry research).
         channel_dim: as in ``ITKReader`` (None: ``nan`` for grey-level, ``-1`` for colour data).
         affine_lps_to_ras: return a RAS affine (MONAI's default); False keeps DICOM's LPS.
         dtype: dtype of the returned array.
 
     Raises (from ``get_data``, so that ``LoadImage`` passes them on unchanged):
-        BadCaseError: a missing path, a corrupt, truncated or undecodable file.
+        BadCaseError: a missing path, a corrupt, truncated or undecodable file, an object that is not an image to
+            classify, a zero or non-finite RescaleSlope, a PixelSpacing that is not positive.
         DicomSeriesError: an empty folder, a missing or ambiguous series, slices of different orientation or
             size, several slices at one position, or a multi-frame file without plane positions.
         SliceSpacingError: unevenly spaced slices (a gap).
@@ -76,6 +84,7 @@ class DicomSeriesReader(DeferredReader):
         recursive: bool = False,
         force: bool = False,
         meta_keywords: Sequence[str] = DEFAULT_META_KEYWORDS,
+        accepted_sop_classes: Sequence[str] = (),
         channel_dim: str | int | None = None,
         affine_lps_to_ras: bool = True,
         dtype: Any = np.float32,
@@ -88,6 +97,8 @@ class DicomSeriesReader(DeferredReader):
         self.recursive = recursive
         self.force = force
         self.meta_keywords = tuple(meta_keywords)
+        self.accepted_sop_classes = tuple(accepted_sop_classes)
+        sop_class_uids(self.accepted_sop_classes)  # fail early on a name that is not a SOP class
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
         """Whether every path is a folder or a file with a DICOM suffix (or none)."""
@@ -95,7 +106,8 @@ class DicomSeriesReader(DeferredReader):
         return all(p.is_dir() or p.suffix.lower() in DICOM_SUFFIXES or p.suffix == "" for p in paths)
 
     def _load(self, path: str, **options: Any) -> tuple[np.ndarray, dict]:
-        names = ("series_uid", "strict", "gap_tolerance", "gap_tolerance_mm", "recursive", "force")
+        names = ("series_uid", "strict", "gap_tolerance", "gap_tolerance_mm", "recursive", "force",
+                 "accepted_sop_classes")
         unknown = set(options) - set(names)
         if unknown:
             raise TypeError(f"{type(self).__name__}.read() got unexpected options {sorted(unknown)}")
@@ -105,9 +117,10 @@ class DicomSeriesReader(DeferredReader):
         if not location.exists():
             raise BadCaseError(location, "does not exist")
         if location.is_dir():
-            headers = _select_series(_scan_folder(location, opts["recursive"], opts["force"]), location, opts)
+            groups = _scan_folder(location, opts["recursive"], opts["force"], opts["accepted_sop_classes"])
+            headers = _select_series(groups, location, opts)
         else:
-            header = read_header(location, force=opts["force"])
+            header = read_header(location, force=opts["force"], accepted_sop_classes=opts["accepted_sop_classes"])
             header.check_image()
             headers = [header]
         if any(h.number_of_frames > 1 for h in headers):
@@ -120,20 +133,30 @@ class DicomSeriesReader(DeferredReader):
         return self._finish_meta(volume, meta, affine, os.fspath(path), spatial_dims=3)
 
 
-def _scan_folder(folder: Path, recursive: bool, force: bool) -> dict[str, list[DicomHeader]]:
-    """Read every file's header (no pixel data) and group image files by SeriesInstanceUID."""
+def _scan_folder(
+    folder: Path, recursive: bool, force: bool, accepted_sop_classes: Sequence[str] = ()
+) -> dict[str, list[DicomHeader]]:
+    """Read every file's header (no pixel data) and group image files by SeriesInstanceUID.
+
+    Raises:
+        BadCaseError: an image file is corrupt, truncated, or has an unusable rescale or pixel spacing.
+        DicomSeriesError: the folder holds no image file; the error names the SOP classes of the DICOM objects found.
+    """
     walker = folder.rglob("*") if recursive else folder.iterdir()
     files = sorted(p for p in walker if p.is_file() and not p.name.startswith(".") and p.name != "DICOMDIR")
     groups: dict[str, list[DicomHeader]] = defaultdict(list)
     not_dicom, not_image = [], []
+    sop_classes: dict[str, int] = defaultdict(int)
     for file in files:
         try:
-            header = read_header(file, force=force)
+            header = read_header(file, force=force, accepted_sop_classes=accepted_sop_classes)
         except NotDicomError:
             not_dicom.append(file.name)
             continue
         if header.kind == "other":
             not_image.append(file.name)
+            sop = header.sop_class
+            sop_classes[sop.name if sop is not None else "unknown SOP class"] += 1
             continue
         header.check_image()  # a corrupt or cut-short image file: its series cannot be trusted
         groups[str(header.ds.get("SeriesInstanceUID", ""))].append(header)
@@ -149,6 +172,9 @@ def _scan_folder(folder: Path, recursive: bool, force: bool) -> dict[str, list[D
     if not groups:
         if files:
             detail = f"{len(files)} file(s): {len(not_dicom)} not DICOM, {len(not_image)} DICOM without image"
+            if sop_classes:
+                found = ", ".join(f"{n} {name}" for name, n in sorted(sop_classes.items()))
+                detail += f" ({found}); only image SOP classes ('... Image Storage') are read"
         else:
             subfolders = sum(p.is_dir() for p in folder.iterdir())
             detail = "the folder is empty" + (
@@ -159,37 +185,8 @@ def _scan_folder(folder: Path, recursive: bool, force: bool) -> dict[str, list[D
 
 
 def _select_series(groups: dict[str, list[DicomHeader]], folder: Path, opts: dict) -> list[DicomHeader]:
-    """Pick one series: the requested one, else the one with most slices; log which and why."""
-    sizes = {uid: sum(h.number_of_frames for h in hs) for uid, hs in groups.items()}
-
-    def describe(uid: str) -> str:
-        ds = groups[uid][0].ds
-        name = uid or "<no SeriesInstanceUID>"
-        return f"{name} ({sizes[uid]} slices, {ds.get('Modality', '?')}, '{ds.get('SeriesDescription', '')}')"
-
-    summary = "; ".join(describe(uid) for uid in sorted(groups, key=lambda u: (-sizes[u], u)))
-    wanted = opts["series_uid"]
-    if wanted is not None:
-        if wanted not in groups:
-            raise DicomSeriesError(folder, f"series {wanted} not found; the folder holds: {summary}")
-        logger.info(
-            "%s: reading series %s because series_uid was given (folder holds: %s)", folder, describe(wanted), summary
-        )
-        return groups[wanted]
-    if len(groups) > 1:
-        if opts["strict"]:
-            raise DicomSeriesError(
-                folder, f"folder mixes {len(groups)} series ({summary}); pass series_uid to choose one"
-            )
-        chosen = min(groups, key=lambda u: (-sizes[u], u))
-        tie = sum(size == sizes[chosen] for size in sizes.values()) > 1
-        logger.info(
-            "%s: folder holds %d series; reading %s because it has the most slices%s (all: %s)",
-            folder,
-            len(groups),
-            describe(chosen),
-            " (tie broken by smallest UID)" if tie else "",
-            summary,
-        )
-        return groups[chosen]
-    return next(iter(groups.values()))
+    """Pick one series by the shared rule (:func:`~medtl_monai.io.series_selection.choose_series`: the requested
+    one, else the one with most slices that is not a localizer); it logs which and why."""
+    infos = [SeriesInfo.from_datasets(uid, (h.ds for h in headers)) for uid, headers in groups.items()]
+    chosen = choose_series(infos, folder, series_uid=opts["series_uid"], strict=opts["strict"])
+    return groups[chosen.uid]

@@ -22,7 +22,7 @@ from .dicom_series import DICOM_SUFFIXES, DicomSeriesReader
 from .errors import BadCaseError
 from .xray_reader import DicomXrayReader
 
-__all__ = ["DicomSeriesReader", "DicomXrayReader", "MedicalImageReader", "DeferredImage"]
+__all__ = ["DeferredImage", "DicomSeriesReader", "DicomXrayReader", "MedicalImageReader"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".img.gz")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -38,13 +38,15 @@ class MedicalImageReader(DeferredReader):
     - ``.png``/``.jpg``/``.jpeg``/``.bmp``: MONAI's ``PILReader``; ``.nrrd``/``.mha``/``.mhd``: ``ITKReader``.
 
     Failures of the delegated MONAI readers are re-raised as :class:`~medtl_monai.io.BadCaseError`
-    naming the file.
+    naming the file. A DICOM file that is not an image to classify (a segmentation, an RT dose grid, structure set
+    or plan, a report, a presentation state...) is refused with its SOP class named, whichever reader it would go to.
 
     Args:
         series_uid: passed to :class:`DicomSeriesReader`.
         strict: passed to :class:`DicomSeriesReader`.
         gap_tolerance: passed to :class:`DicomSeriesReader`.
         gap_tolerance_mm: passed to :class:`DicomSeriesReader`.
+        accepted_sop_classes: passed to :class:`DicomSeriesReader` (non-image SOP classes to read as volumes).
         apply_voi: passed to :class:`DicomXrayReader`.
         force: read DICOM files without preamble.
         nibabel_args: extra keyword arguments for ``NibabelReader``.
@@ -59,6 +61,7 @@ class MedicalImageReader(DeferredReader):
         strict: bool = False,
         gap_tolerance: float = 0.01,
         gap_tolerance_mm: float = 0.01,
+        accepted_sop_classes: Sequence[str] = (),
         apply_voi: bool | None = None,
         force: bool = False,
         nibabel_args: dict[str, Any] | None = None,
@@ -73,6 +76,7 @@ class MedicalImageReader(DeferredReader):
             gap_tolerance=gap_tolerance,
             gap_tolerance_mm=gap_tolerance_mm,
             force=force,
+            accepted_sop_classes=accepted_sop_classes,
             affine_lps_to_ras=affine_lps_to_ras,
             dtype=dtype,
         )
@@ -91,7 +95,8 @@ class MedicalImageReader(DeferredReader):
         """Return the reader used for ``path``.
 
         Raises:
-            BadCaseError: the path does not exist, or is neither a known image format nor DICOM.
+            BadCaseError: the path does not exist, is neither a known image format nor DICOM, or is a DICOM file that
+                is not a usable image (see :meth:`DicomHeader.check_image <medtl_monai.io._dicom.DicomHeader>`).
         """
         location = Path(path)
         if location.is_dir():
@@ -106,13 +111,14 @@ class MedicalImageReader(DeferredReader):
         if name.endswith(ITK_SUFFIXES):
             return ITKReader()
         try:
-            header = read_header(location, force=self.force)
+            header = read_header(location, force=self.force, accepted_sop_classes=self.series_reader.accepted_sop_classes)
         except NotDicomError:
             raise BadCaseError(
                 location,
                 "not a supported image file: no DICOM 'DICM' marker (force=True reads DICOM files without "
                 f"preamble) and the suffix is none of {', '.join(NIFTI_SUFFIXES + PIL_SUFFIXES + ITK_SUFFIXES)}",
             ) from None
+        header.check_image()
         return self.series_reader if header.number_of_frames > 1 else self.xray_reader
 
     def _load(self, path: str, **options: Any) -> tuple[np.ndarray, dict]:

@@ -10,9 +10,11 @@ from .classifier import CHECKPOINT_WEIGHTS, DEFAULT_3D_STEM, TransferClassifier
 from .families import FAMILIES, Family, FamilySpec, StemConfig, build_backbone, get_family
 from .head import ClassificationHead
 from .inflate import INFLATION_MODES, inflate_kernel, inflate_state_dict
+from .input_size import min_input_size
 from .onnx_runtime import GRAPH_OPTIMIZATION_LEVELS, OnnxRuntimeNetwork, import_onnxruntime
 from .pretrained import load_backbone_weights
 from .profile import count_parameters, profile_model
+from .size_check import check_input_size
 from .truncate import feature_channels, parse_cut, slim_top, truncate_backbone
 from .weights import (
     adapt_input_channels,
@@ -23,35 +25,37 @@ from .weights import (
 
 __all__ = [
     "CHECKPOINT_WEIGHTS",
-    "TransferClassifier",
     "DEFAULT_3D_STEM",
     "FAMILIES",
+    "GRAPH_OPTIMIZATION_LEVELS",
+    "HEAD_POLICIES",
+    "INFLATION_MODES",
+    "ClassificationHead",
     "Family",
     "FamilySpec",
-    "GRAPH_OPTIMIZATION_LEVELS",
     "OnnxRuntimeNetwork",
-    "import_onnxruntime",
-    "HEAD_POLICIES",
     "StemConfig",
+    "TransferClassifier",
+    "adapt_input_channels",
+    "backbone_to_torchvision_keys",
     "build_backbone",
+    "check_input_size",
+    "count_parameters",
+    "feature_channels",
     "get_family",
-    "ClassificationHead",
-    "INFLATION_MODES",
+    "import_onnxruntime",
     "inflate_kernel",
     "inflate_state_dict",
     "init_from_run",
     "load_backbone_weights",
-    "count_parameters",
-    "profile_model",
-    "feature_channels",
+    "min_input_size",
     "parse_cut",
+    "profile_model",
     "read_checkpoint",
     "read_state_dict",
+    "resolve_weights_path",
     "slim_top",
+    "torchvision_to_backbone_keys",
     "truncate_backbone",
     "unwrap",
-    "adapt_input_channels",
-    "backbone_to_torchvision_keys",
-    "resolve_weights_path",
-    "torchvision_to_backbone_keys",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 if TYPE_CHECKING:
     from .families import FamilySpec
@@ -30,12 +30,15 @@ class Family(ABC):
         block_prefix: stage-name prefix of the stages that hold blocks (``layer``, ``denseblock``).
         unit: what a layer-level cut counts, for messages (``block``, ``layer``).
         head_prefixes: key prefixes of torchvision's classifier, dropped when weights are loaded.
+        shortcut_branches: names of child modules that run beside a block's main path and give its output size
+            (a ResNet's ``downsample``), skipped when input sizes are worked out from the layers.
     """
 
     name: str = ""
     block_prefix: str = ""
     unit: str = "block"
     head_prefixes: tuple[str, ...] = ()
+    shortcut_branches: tuple[str, ...] = ()
 
     # ---- stages --------------------------------------------------------------------------------------------------
     def block_stages(self, spec: FamilySpec) -> tuple[str, ...]:

@@ -8,16 +8,16 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import torch.nn as nn
 from monai.networks.nets import ResNet
 from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
+from torch import nn
 
 from ._family import Family, rename
 
 if TYPE_CHECKING:
     from .families import FamilySpec
 
-__all__ = ["ResNetFamily", "RESNET"]
+__all__ = ["RESNET", "ResNetFamily"]
 
 _WIDTHS = (64, 128, 256, 512)
 _FROM_TORCHVISION = ((r"^conv1\.", "stem.conv."), (r"^bn1\.", "stem.norm."))
@@ -45,6 +45,7 @@ class ResNetFamily(Family):
     """ResNet-18/34/50/101/152: a block stage per ``layerK``, no final normalisation, a slim variant."""
 
     name, block_prefix, unit, head_prefixes = "resnet", "layer", "block", ("fc.",)
+    shortcut_branches = ("downsample",)
 
     def stage_names(self, spec: FamilySpec) -> tuple[str, ...]:
         return ("stem", *self.block_stages(spec))

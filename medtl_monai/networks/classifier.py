@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .families import StemConfig, build_backbone, get_family
 from .head import ClassificationHead
 from .inflate import INFLATION_MODES
+from .input_size import min_input_size
 from .pretrained import load_backbone_weights
+from .size_check import check_input_size
 from .truncate import feature_channels, parse_cut, slim_top, truncate_backbone
 from .weights import resolve_weights_path
 
-__all__ = ["TransferClassifier", "DEFAULT_3D_STEM"]
+__all__ = ["DEFAULT_3D_STEM", "TransferClassifier"]
 
 logger = logging.getLogger("medtl_monai.networks")
 
@@ -56,7 +59,8 @@ class TransferClassifier(nn.Module):
             or ``"checkpoint"``: no pretrained weights because a trained checkpoint is loaded afterwards
             (evaluation and inference configs), so no random-initialisation warning.
         inflation: 2D-to-3D rule for 3D networks, ``"center"`` (default) or ``"mean"``.
-        stem_depth_kernel: depth of the inflated 7x7 stem kernel (3D only; default 3).
+        stem_depth_kernel: depth of the inflated 7x7 stem kernel (3D only; default 3); odd, so that the kernel has
+            a centre tap (centre inflation) and its padding keeps the depth extent.
         stem_depth_stride: depth stride of the stem convolution (3D only; default 2).
         pool_depth_stride: depth stride of the stem max-pool (3D only; default 4).
         dropout: dropout before the linear layer.
@@ -67,7 +71,8 @@ class TransferClassifier(nn.Module):
 
     Raises:
         ValueError: an unknown arch, a cut that does not exist, a weights file that does not fit (another
-            architecture, missing keys, wrong shapes or channel count, non-finite values), or invalid options.
+            architecture, missing keys, wrong shapes or channel count, non-finite values), or invalid options (an
+            even ``stem_depth_kernel``, a depth stride below 1).
     """
 
     __jit_unused_properties__ = ["stage_names", "config"]
@@ -96,6 +101,13 @@ class TransferClassifier(nn.Module):
         cut = parse_cut(cut, spec)
         if slim_after is not None and cut is not None:
             raise ValueError("slim_after (TransFusion) and cut (TruncatedTL) cannot be combined; set one of them.")
+        for name, value in (("stem_depth_kernel", stem_depth_kernel), ("stem_depth_stride", stem_depth_stride),
+                            ("pool_depth_stride", pool_depth_stride)):
+            if value is not None and (int(value) != value or int(value) < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer.")
+        if stem_depth_kernel is not None and int(stem_depth_kernel) % 2 == 0:
+            raise ValueError(f"stem_depth_kernel={stem_depth_kernel!r} must be odd: an even depth kernel has no centre "
+                             "tap, so centre inflation and the depth padding would shift the volume by half a slice.")
         stem = StemConfig(
             depth_kernel=int(stem_depth_kernel or DEFAULT_3D_STEM.depth_kernel),
             depth_stride=int(stem_depth_stride or DEFAULT_3D_STEM.depth_stride),
@@ -161,6 +173,29 @@ class TransferClassifier(nn.Module):
         if name not in stages:
             raise ValueError(f"stage {name!r} is not in this model; it has {list(stages)}.")
         return stages[name]
+
+    def min_input_size(self) -> tuple[int, ...]:
+        """The smallest spatial input this network accepts, per axis (MONAI's layout: depth last for volumes),
+        worked out from the kernels, strides, paddings and pools of the stages it keeps
+        (:func:`~medtl_monai.networks.input_size.min_input_size`)."""
+        return min_input_size(self.backbone, self.spatial_dims, get_family(self.arch).family.shortcut_branches)
+
+    def check_input_size(self, image_size: int | Sequence[int]) -> tuple[int, ...]:
+        """Check that inputs of ``image_size`` fit this network (what a bundle does at start-up); with
+        ``inflation="mean"`` and pretrained 2D weights, warn about stages too shallow along depth for it.
+
+        Args:
+            image_size: spatial input size, one int per axis (or one int for all).
+
+        Returns:
+            The size, one int per axis.
+
+        Raises:
+            ValueError: the input is too small; the message says what to change
+                (:func:`~medtl_monai.networks.size_check.check_input_size`).
+        """
+        mean_inflated = self.inflation == "mean" and self.weights_source not in (None, CHECKPOINT_WEIGHTS)
+        return check_input_size(self, image_size, mean_inflated=mean_inflated)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map, before the head."""

@@ -37,12 +37,14 @@ def inflate_kernel(weight: torch.Tensor, depth: int, mode: str = "center") -> to
         The 3D kernel, same dtype and device.
 
     Raises:
-        ValueError: unknown ``mode``, a kernel that is not 4-dimensional or a depth < 1.
+        ValueError: unknown ``mode``, a kernel that is not 4-dimensional or a depth that is not a positive odd
+            number (an even kernel has no centre tap).
     """
     if mode not in INFLATION_MODES:
         raise ValueError(f"inflation={mode!r} is not supported; choose one of {INFLATION_MODES}.")
-    if weight.dim() != 4 or depth < 1:
-        raise ValueError(f"cannot inflate a kernel of shape {tuple(weight.shape)} to depth {depth}.")
+    if weight.dim() != 4 or depth < 1 or depth % 2 == 0:
+        raise ValueError(f"cannot inflate a kernel of shape {tuple(weight.shape)} to depth {depth}: depth must be a "
+                         "positive odd number.")
     if mode == "mean":
         return weight.unsqueeze(-1).repeat(1, 1, 1, 1, depth) / depth
     out = weight.new_zeros(*weight.shape, depth)

@@ -13,10 +13,12 @@ from .monitor import TrainableStagesLogger
 from .network import close_distributed, default_device, init_distributed, prepare_network
 from .strategies import STRATEGIES, Strategy, get_strategy, network_overrides, strategy_names, strategy_network
 from .swft import StepwiseFineTuning
+from .tracking import MLflowRunRecord, find_mlflow_run, log_mlflow_run
 
 __all__ = [
     "STRATEGIES",
     "FreezeBatchNorm",
+    "MLflowRunRecord",
     "ProgressBarHandler",
     "StepwiseFineTuning",
     "StopOnLowLR",
@@ -26,17 +28,19 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_text",
     "check_ddp_allows_freezing",
-    "class_weights",
     "check_network",
+    "class_weights",
     "close_distributed",
     "configure",
     "default_device",
+    "find_mlflow_run",
     "freeze_batchnorm",
     "frozen_batchnorms",
     "get_strategy",
     "handlers_for_this_rank",
     "init_distributed",
     "is_writer",
+    "log_mlflow_run",
     "logits_and_labels",
     "network_overrides",
     "param_group",

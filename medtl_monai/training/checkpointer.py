@@ -4,7 +4,10 @@ training state, and automatic resume from it.
 A run killed at any moment (``kill -9`` included) leaves every checkpoint either in its previous or its new
 complete state: files are written to a temporary name in the same folder, flushed to disk, then renamed
 (``os.replace`` is atomic on POSIX). Running the same command again resumes from the last completed epoch.
-Every file holds only tensors and plain Python values, so it loads with ``torch.load(..., weights_only=True)``.
+Each checkpoint records the hash of the config that made it (``config_hash``, see
+:func:`medtl_monai.bundle.config_hash`): resuming with another config stops with a message instead of mixing two
+trainings. Every file holds only tensors and plain Python values, so it loads with
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ignite.engine import Engine, Events
 from ..networks import read_checkpoint, unwrap
 from ..utils import as_bool
 
-__all__ = ["atomic_torch_save", "atomic_write_text", "is_writer", "TrainingCheckpointer"]
+__all__ = ["TrainingCheckpointer", "atomic_torch_save", "atomic_write_text", "is_writer"]
 
 logger = logging.getLogger("medtl_monai.training")
 
@@ -72,6 +75,17 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return _atomic_write(path, lambda f: f.write(text), mode="w")
 
 
+def _scalar(value: Any) -> float | None:
+    """A metric value as a float (numbers, one-element tensors and arrays), or ``None`` for anything else."""
+    if isinstance(value, (str, bytes)):
+        return None
+    item = getattr(value, "item", None)
+    try:
+        return float(item()) if callable(item) else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
 class TrainingCheckpointer:
     """Save the best model (by an evaluator metric) and the last training state each epoch; resume at start.
 
@@ -82,9 +96,14 @@ class TrainingCheckpointer:
           (the model zoo's name, read by ``evaluate.json``, ``inference.json`` and ``ckpt_export``);
         - ``card_name`` (default ``model_card.json``): ``card`` as JSON, written with every new ``best_name`` (what
           the weights are: the network's settings, its preprocessing, its classes);
+        - ``metrics_name`` (default ``metrics.json``): with every new ``best_name``, ``{"key_metric", "best_metric",
+          "best_epoch", "metrics": <all validation metrics of that epoch>, "config_hash"}``;
         - ``last_name`` (default ``checkpoint_last.pt``): ``{"network", "optimizer", "lr_scheduler", "epoch",
-          "iteration", "best_metric", "best_epoch", "key_metric"}`` after every epoch, for resuming;
+          "iteration", "best_metric", "best_epoch", "key_metric", "config_hash"}`` after every epoch, for resuming;
         - ``final_name`` (default ``model_final.pt``): the network at the end of training.
+
+    ``best_name`` stays a bare state dict (what MONAI's ``CheckpointLoader`` and ``ckpt_export`` read); its config
+    hash is in the card (``"config_hash"``) and in ``metrics_name``.
 
     Args:
         ckpt_dir: output folder.
@@ -97,7 +116,12 @@ class TrainingCheckpointer:
         mode: ``"max"`` or ``"min"`` for the key metric.
         resume: whether to resume from ``last_name`` when it exists.
         card: the model card written beside ``best_name`` (a JSON-ready mapping); ``None`` writes none.
-        best_name, last_name, final_name, card_name: file names.
+        config_hash: the hash of the resolved config of this training, stored in every checkpoint; resuming from a
+            checkpoint with another hash raises. ``None``: not recorded, not checked.
+        best_name, last_name, final_name, card_name, metrics_name: file names.
+
+    Raises:
+        ValueError: at the start of training, when ``checkpoint_last.pt`` was made by a config with another hash.
 
     Distributed training: every process keeps the same state; only rank 0 (:func:`is_writer`) writes files.
     """
@@ -117,6 +141,8 @@ class TrainingCheckpointer:
         final_name: str = "model_final.pt",
         card: Mapping[str, Any] | None = None,
         card_name: str = "model_card.json",
+        config_hash: str | None = None,
+        metrics_name: str = "metrics.json",
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode={mode!r} must be 'max' or 'min'.")
@@ -126,7 +152,11 @@ class TrainingCheckpointer:
         self.best_path = self.ckpt_dir / best_name
         self.last_path = self.ckpt_dir / last_name
         self.final_path = self.ckpt_dir / final_name
-        self.card, self.card_path = (dict(card) if card is not None else None), self.ckpt_dir / card_name
+        self.config_hash = str(config_hash) if config_hash else None
+        if card is not None:
+            card = {**card, "config_hash": self.config_hash} if self.config_hash else dict(card)
+        self.card, self.card_path = card, self.ckpt_dir / card_name
+        self.metrics_path = self.ckpt_dir / metrics_name
         self.best_metric: float | None = None
         self.best_epoch = 0
 
@@ -153,12 +183,20 @@ class TrainingCheckpointer:
             "best_metric": self.best_metric,
             "best_epoch": int(self.best_epoch),
             "key_metric": self.key_metric,
+            "config_hash": self.config_hash,
         }
 
     def _save_best(self) -> None:
         atomic_torch_save(unwrap(self.network).state_dict(), self.best_path)
         if self.card is not None:
             atomic_write_text(json.dumps(self.card, indent=2) + "\n", self.card_path)
+
+    def _save_metrics(self) -> None:
+        """The best epoch's validation metrics (numbers only) as JSON beside the best model."""
+        metrics = {k: v for k, v in ((k, _scalar(v)) for k, v in self.evaluator.state.metrics.items()) if v is not None}
+        doc = {"key_metric": self.key_metric, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+               "metrics": metrics, "config_hash": self.config_hash}
+        atomic_write_text(json.dumps(doc, indent=2) + "\n", self.metrics_path)
 
     def save_epoch(self, engine: Engine) -> None:
         """Update the best checkpoint if the epoch's validation improved it, then the last checkpoint."""
@@ -169,6 +207,7 @@ class TrainingCheckpointer:
             if self._better(value):
                 self.best_metric, self.best_epoch = value, int(engine.state.epoch)
                 self._save_best()
+                self._save_metrics()
                 logger.info("epoch %d: new best %s = %.4f, saved %s", engine.state.epoch, self.key_metric, value, self.best_path)
         atomic_torch_save(self.state(engine), self.last_path)
 
@@ -193,6 +232,7 @@ class TrainingCheckpointer:
             ckpt: Mapping = read_checkpoint(self.last_path)
         except ValueError as err:
             raise ValueError(f"{err} Delete it to start training afresh.") from err
+        self._check_config_hash(ckpt.get("config_hash"))
         unwrap(self.network).load_state_dict(ckpt["network"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.lr_scheduler is not None and ckpt.get("lr_scheduler") is not None:
@@ -202,4 +242,19 @@ class TrainingCheckpointer:
         engine.state.iteration = int(ckpt["iteration"])
         logger.info(
             "resumed from %s: epoch %d done, best %s = %s", self.last_path, engine.state.epoch, self.key_metric, self.best_metric
+        )
+
+    def _check_config_hash(self, saved: str | None) -> None:
+        """Refuse to resume a training from a checkpoint another config made."""
+        if self.config_hash is None or saved == self.config_hash:
+            return
+        if saved is None:
+            logger.warning("%s records no config hash: cannot check that it was made with the current config (%s).",
+                           self.last_path, self.config_hash)
+            return
+        raise ValueError(
+            f"{self.last_path}: this checkpoint was made by a config with hash {saved}, but the current config has "
+            f"hash {self.config_hash}; resuming would continue one training with the settings of another. Choose "
+            "another --run_name to start a new run, or pass --resume false to start this run over (its checkpoints "
+            "will be overwritten)."
         )

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from ._stages import HEAD, check_network, group_name, group_parameters, stage_groups
 from .freeze import freeze_batchnorm, set_trainable
@@ -69,8 +69,9 @@ def configure(
             possibly DDP-wrapped.
         strategy: a name from :data:`~medtl_monai.training.STRATEGIES`.
         lr: the learning rate of the head (and of every trained stage unless the strategy says otherwise).
-        frozen_stages: ``lwft`` only: number of bottom stage groups frozen (0 freezes nothing).
-        pretrained_lr_ratio: ``lwft`` only: rate of the trained pretrained stages relative to ``lr``.
+        frozen_stages: ``lwft`` and ``lwft_full`` only: number of bottom stage groups frozen (0 freezes nothing).
+        pretrained_lr_ratio: ``lwft`` only: rate of the trained pretrained stages relative to ``lr`` (``lwft_full``
+            trains them at ``lr``).
         stage_lrs: ``discriminative`` only: ``{stage name: lr}`` for every stage (``head`` optional, else ``lr``);
             ``None`` uses ``lr / lr_decay**k`` for the k-th stage group below the head.
         lr_decay: ``discriminative`` only: the geometric decay when ``stage_lrs`` is ``None``.

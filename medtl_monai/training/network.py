@@ -4,22 +4,24 @@ Bundle configs call these so that no device or process-group logic lives in ``$`
 
     "device": "$medtl_monai.training.default_device()",
     "network": {"_target_": "medtl_monai.training.prepare_network", "network": "@network_def", "device": "@device",
-                "init_from": "@init_from", "distributed": "@distributed", "strategy": "@strategy"}
+                "init_from": "@init_from", "distributed": "@distributed", "strategy": "@strategy",
+                "image_size": "@image_size"}
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..networks import init_from_run
 from ..utils import as_bool
 from .strategies import get_strategy
 
-__all__ = ["default_device", "prepare_network", "init_distributed", "close_distributed"]
+__all__ = ["close_distributed", "default_device", "init_distributed", "prepare_network"]
 
 logger = logging.getLogger("medtl_monai.training")
 
@@ -64,9 +66,10 @@ def prepare_network(
     init_head: str = "match",
     distributed: bool | str = False,
     strategy: str = "truncated",
+    image_size: int | Sequence[int] | None = None,
 ) -> nn.Module:
-    """Optionally start from a previous run, then move to ``device`` (channels-last memory format on request) and
-    wrap for distributed training.
+    """Check the input size, optionally start from a previous run, then move to ``device`` (channels-last memory
+    format on request) and wrap for distributed training.
 
     Args:
         network: the model.
@@ -79,10 +82,20 @@ def prepare_network(
             every parameter is trainable, with ``find_unused_parameters`` when the strategy's registry entry
             freezes, so that the strategy can freeze (and SWFT unfreeze) stages afterwards.
         strategy: the run's strategy (read when ``distributed``).
+        image_size: the spatial size of the inputs (the bundle's ``image_size``): checked at once against the
+            smallest input the network accepts (``network.check_input_size``, e.g.
+            :meth:`~medtl_monai.networks.TransferClassifier.check_input_size`), so that a network too deep for its
+            input stops the run before any data is loaded; ``None`` skips the check.
 
     Returns:
         The prepared model.
+
+    Raises:
+        ValueError: ``image_size`` is too small for the network (the message says what to change).
     """
+    check = getattr(network, "check_input_size", None)
+    if image_size is not None and check is not None:
+        check(image_size)
     if init_from:
         init_from_run(network, init_from, head=init_head)
     device = torch.device(device)

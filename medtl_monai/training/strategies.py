@@ -13,10 +13,15 @@ ask the registry; adding a strategy is adding one entry to :data:`STRATEGIES`.
                    BMVC 2023): the bundle's cut (block or layer level), every kept layer finetuned
 ``transfusion``    TransFusion slim variant (Raghu et al., "Transfusion: Understanding Transfer Learning for
                    Medical Imaging", NeurIPS 2019): pretrained bottom, slim random top, all trained
-``lwft``           layer-wise finetuning (Tajbakhsh et al., "Convolutional Neural Networks for Medical Image
-                   Analysis: Full Training or Fine Tuning?", IEEE TMI 2016; the LWFT baseline of TruncatedTL):
-                   the bottom ``frozen_stages`` stage groups frozen, the other pretrained stages at
-                   ``pretrained_lr_ratio`` times the learning rate of the new head (0.1 by default)
+``lwft_full``      layer-wise finetuning as the TruncatedTL paper compares it (Tajbakhsh et al., "Convolutional
+                   Neural Networks for Medical Image Analysis: Full Training or Fine Tuning?", IEEE TMI 2016;
+                   the LWFT baseline of Peng et al.): the FULL network, the bottom ``frozen_stages`` stage
+                   groups frozen, every other layer and the head trained at one rate
+``lwft``           this project's truncated variant of layer-wise finetuning: the bundle's CUT network, the
+                   bottom ``frozen_stages`` stage groups frozen, the other pretrained stages at
+                   ``pretrained_lr_ratio`` times the learning rate of the new head (0.1 by default). It is not the
+                   paper's LWFT (that is ``lwft_full``); the name is kept so that existing commands and results
+                   keep their meaning.
 ``swft``           Step-Wise Fine-Tuning ("Analysis of the Two-Step Heterogeneous Transfer Learning for Laryngeal
                    Blood Vessel Classification: Issue and Improvement", arXiv:2402.19001): the head first, then
                    stages unfrozen from the top down by :class:`~medtl_monai.training.StepwiseFineTuning`
@@ -24,6 +29,9 @@ ask the registry; adding a strategy is adding one entry to :data:`STRATEGIES`.
                    Classification", ACL 2018): ``stage_lrs`` or a geometric decay from the head down
 ``scratch``        random initialisation (no pretrained weights), every layer trained
 =================  ======================================================================================
+
+Each entry also says, in one line, what its table row is (:attr:`Strategy.description`: which network, what is
+frozen, which rates); the strategy study prints it beside the strategy's name.
 """
 
 from __future__ import annotations
@@ -32,15 +40,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from ..networks import TransferClassifier
 
 __all__ = [
     "DEFAULT_LR_DECAY",
     "STRATEGIES",
-    "Strategy",
     "RateRule",
+    "Strategy",
     "get_strategy",
     "network_overrides",
     "strategy_names",
@@ -64,13 +72,22 @@ def _head_only(groups: list[Group], lr: float, options: Mapping[str, Any]) -> tu
     return {}, lr
 
 
-def _bottom_frozen(groups: list[Group], lr: float, options: Mapping[str, Any]) -> tuple[dict[Group, float], float]:
-    k, ratio = int(options["frozen_stages"]), float(options["pretrained_lr_ratio"])
+def _bottom_frozen_one_rate(groups: list[Group], lr: float,
+                            options: Mapping[str, Any]) -> tuple[dict[Group, float], float]:
+    """The bottom ``frozen_stages`` groups frozen, every other group and the head at ``lr`` (``lwft_full``)."""
+    k = int(options["frozen_stages"])
     if not 0 <= k <= len(groups):
         raise ValueError(f"frozen_stages={options['frozen_stages']!r} must be in 0..{len(groups)} for stage groups {groups}.")
+    return {g: lr for g in groups[k:]}, lr
+
+
+def _bottom_frozen(groups: list[Group], lr: float, options: Mapping[str, Any]) -> tuple[dict[Group, float], float]:
+    """As :func:`_bottom_frozen_one_rate`, the trained pretrained groups at ``pretrained_lr_ratio * lr`` (``lwft``)."""
+    ratio = float(options["pretrained_lr_ratio"])
     if not ratio > 0:
         raise ValueError(f"pretrained_lr_ratio={options['pretrained_lr_ratio']!r} must be positive.")
-    return {g: lr * ratio for g in groups[k:]}, lr
+    rates, head_lr = _bottom_frozen_one_rate(groups, lr, options)
+    return {g: rate * ratio for g, rate in rates.items()}, head_lr
 
 
 def _per_stage(groups: list[Group], lr: float, options: Mapping[str, Any]) -> tuple[dict[Group, float], float]:
@@ -114,7 +131,7 @@ class Strategy:
 
     Attributes:
         name: the name bundles and scripts use (``--strategy NAME``).
-        summary: one line for tables and logs.
+        summary: what the strategy is, in a few words (with its origin).
         network: ``"cut"`` (the bundle's ``cut``), ``"full"`` (no cut) or ``"slim"`` (no cut, TransFusion slim top).
         pretrained: whether the bundle's pretrained weights are loaded (``False``: random initialisation).
         rates: the rate rule (see :data:`RateRule`).
@@ -122,6 +139,8 @@ class Strategy:
         freezes: whether some parameters may go without gradients during training (distributed training then
             needs ``find_unused_parameters``).
         stepwise: whether :class:`~medtl_monai.training.StepwiseFineTuning` unfreezes stages during training.
+        frozen: what stays frozen, in words (``"nothing"`` for strategies that train everything).
+        rate: which learning rates train what, in words.
     """
 
     name: str
@@ -132,24 +151,42 @@ class Strategy:
     options: tuple[str, ...] = field(default=())
     freezes: bool = False
     stepwise: bool = False
+    frozen: str = "nothing"
+    rate: str = "every layer at the learning rate"
+
+    @property
+    def description(self) -> str:
+        """One line for the study table: the network, what is frozen, the rates, e.g. ``"full network; frozen: the
+        bottom frozen_stages stage groups; the rest and the head at one rate"``."""
+        network = {"cut": "truncated network (the bundle's cut)", "full": "full network",
+                   "slim": "full network with a slim random top"}[self.network]
+        if not self.pretrained:
+            network += ", random initialisation"
+        return f"{network}; frozen: {self.frozen}; {self.rate}"
 
 
 #: Every strategy, in the order of the study table.
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("full", "the full network, every layer finetuned", network="full"),
-        Strategy("linear", "the full network frozen, the head alone trained (linear probe)", network="full",
-                 rates=_head_only, freezes=True),
-        Strategy("truncated", "TruncatedTL: the bottom of the network up to the cut, every kept layer finetuned"),
-        Strategy("transfusion", "TransFusion: pretrained bottom, slim random top, all trained", network="slim"),
-        Strategy("lwft", "layer-wise finetuning: bottom stage groups frozen, the others at a lower rate",
-                 rates=_bottom_frozen, options=("frozen_stages", "pretrained_lr_ratio"), freezes=True),
-        Strategy("swft", "step-wise finetuning: the head, then stages unfrozen from the top down", rates=_head_only,
-                 freezes=True, stepwise=True),
-        Strategy("discriminative", "per-stage learning rates decaying from the head down", rates=_per_stage,
-                 options=("stage_lrs", "lr_decay")),
-        Strategy("scratch", "random initialisation, every layer trained", pretrained=False),
+        Strategy("full", "standard transfer learning", network="full"),
+        Strategy("linear", "linear probe", network="full", rates=_head_only, freezes=True,
+                 frozen="the whole backbone", rate="the head at the learning rate"),
+        Strategy("truncated", "TruncatedTL (Peng et al., BMVC 2023)", rate="every kept layer at the learning rate"),
+        Strategy("transfusion", "TransFusion slim variant (Raghu et al., NeurIPS 2019)", network="slim"),
+        Strategy("lwft_full", "layer-wise finetuning as compared in TruncatedTL (Tajbakhsh et al., IEEE TMI 2016)",
+                 network="full", rates=_bottom_frozen_one_rate, options=("frozen_stages",), freezes=True,
+                 frozen="the bottom frozen_stages stage groups", rate="the other layers and the head at one rate"),
+        Strategy("lwft", "this project's truncated layer-wise finetuning (not the paper's LWFT: see lwft_full)",
+                 rates=_bottom_frozen, options=("frozen_stages", "pretrained_lr_ratio"), freezes=True,
+                 frozen="the bottom frozen_stages stage groups",
+                 rate="the other pretrained stages at pretrained_lr_ratio x the rate (0.1), the head at the rate"),
+        Strategy("swft", "step-wise finetuning (arXiv:2402.19001)", rates=_head_only, freezes=True, stepwise=True,
+                 frozen="all but the head at first, then stages unfrozen from the top down",
+                 rate="every trained layer at the learning rate"),
+        Strategy("discriminative", "discriminative finetuning (Howard & Ruder, ACL 2018)", rates=_per_stage,
+                 options=("stage_lrs", "lr_decay"), rate="per-stage rates decaying from the head down (or stage_lrs)"),
+        Strategy("scratch", "no transfer (baseline)", pretrained=False),
     )
 }
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 from ignite.engine import Engine, Events
+from torch import nn
 
 from ..networks import read_checkpoint, unwrap
 from ._stages import HEAD, check_network, group_name, resolve_groups, stage_groups
@@ -43,12 +43,17 @@ class StepwiseFineTuning:
     """Unfreeze stage groups from the top down on a schedule, each step restarting from the previous step's best.
 
     Step 0 trains what the optimizer holds at the start (the head, with ``strategy="swft"``). A step ends after
-    ``step_epochs`` epochs, or earlier when ``patience`` epochs pass without a better validation ``key_metric``.
-    The next step starts at the following epoch (``EPOCH_STARTED``): the network is reloaded from the best
-    weights of the step that ended (by ``key_metric``; the last weights when there was no validation), the next
-    stage group is unfrozen (``requires_grad``, one new optimizer parameter group named after it, BatchNorm
-    statistics updating again), every group's learning rate is reset to its configured ``base_lr``, the optimizer's
-    moments are cleared and a ``ReduceLROnPlateau`` scheduler restarts its patience, as for a fresh finetuning run.
+    ``step_epochs`` epochs, or earlier when ``patience`` validations pass without a better ``key_metric``.
+    Only validated epochs count: with validation every ``val_interval > 1`` epochs the evaluator's metrics between
+    two validations describe older weights, so an epoch is ranked only when the evaluator completed a run after the
+    epoch's last training iteration (the evaluator's ``COMPLETED`` event, stamped with the trainer's iteration; an
+    evaluator that is not an Ignite engine, with no events to tell, is read every epoch). A step without any
+    validated epoch continues from its last weights. The next step starts at the following epoch
+    (``EPOCH_STARTED``): the network is reloaded from the best weights of the step that ended (by ``key_metric``;
+    the last weights when there was no validation), the next stage group is unfrozen (``requires_grad``, one new
+    optimizer parameter group named after it, BatchNorm statistics updating again), every group's learning rate is
+    reset to its configured ``base_lr``, the optimizer's moments are cleared and a ``ReduceLROnPlateau`` scheduler
+    restarts its patience, as for a fresh finetuning run.
 
     With ``state_dir`` the step's best weights (``swft_step_best.pt``) and the schedule's position
     (``swft_state.json``) are kept on disk, and a resumed run (``checkpoint_last.pt`` in ``state_dir``, restored by
@@ -58,13 +63,13 @@ class StepwiseFineTuning:
     Args:
         network: the model (a ``TransferClassifier``).
         optimizer: its optimizer, built from ``configure(network, "swft", lr)``.
-        evaluator: validation engine whose ``state.metrics[key_metric]`` ranks a step's epochs; ``None`` keeps the
-            last weights of each step and disables ``patience``.
+        evaluator: validation engine whose ``state.metrics[key_metric]`` ranks a step's validated epochs; ``None``
+            keeps the last weights of each step and disables ``patience``.
         key_metric: the metric, e.g. ``"val_auroc"``.
         mode: ``"max"`` or ``"min"``.
         step_epochs: epochs per step: an int, a list (one per step, starting with the head-only step; the last
             value repeats), or ``None`` (plateau only).
-        patience: end a step after this many epochs without improvement; ``None`` disables it.
+        patience: end a step after this many validations without improvement; ``None`` disables it.
         order: stage names (or lists of names, one list per step) to unfreeze, first to last; a name unfreezes its
             whole stage group. Default: every stage group from the top down.
         lr: learning rate of newly unfrozen stages; default: the rate of the optimizer's last group (the head).
@@ -129,6 +134,9 @@ class StepwiseFineTuning:
         self.step_best: float | None = None
         self.step_best_epoch = 0
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._trainer: Engine | None = None
+        #: ``(trainer iteration, key_metric)`` of the evaluator's last completed run while attached
+        self._last_validation: tuple[int, float | None] | None = None
         #: ``[(epoch, step, [trainable stage groups])]``, one entry per transition (for logs and tests)
         self.history: list[tuple[int, int, list[str]]] = []
         self._restore()
@@ -155,15 +163,32 @@ class StepwiseFineTuning:
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
+        self._trainer = engine
         engine.add_event_handler(Events.EPOCH_STARTED, self.epoch_started)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        if isinstance(self.evaluator, Engine):
+            self.evaluator.add_event_handler(Events.COMPLETED, self._validation_completed)
 
-    def epoch_completed(self, engine: Engine) -> None:
-        """Track the step's best weights and decide whether the step ends."""
-        epoch = int(engine.state.epoch)
-        self.epochs_in_step += 1
+    def _validation_completed(self, evaluator: Engine) -> None:
+        """Remember when (at which trainer iteration) the evaluator last finished, and its metric."""
+        value = (evaluator.state.metrics or {}).get(self.key_metric)
+        iteration = int(self._trainer.state.iteration) if self._trainer is not None else -1
+        self._last_validation = (iteration, None if value is None else float(value))
+
+    def _epoch_metric(self, engine: Engine) -> float | None:
+        """The key metric of the weights this epoch ended with; ``None`` when they were not validated."""
+        if isinstance(self.evaluator, Engine):
+            validated = self._last_validation is not None and self._last_validation[0] == int(engine.state.iteration)
+            return self._last_validation[1] if validated else None
         metrics = getattr(getattr(self.evaluator, "state", None), "metrics", None) or {}
         value = metrics.get(self.key_metric)
+        return None if value is None else float(value)
+
+    def epoch_completed(self, engine: Engine) -> None:
+        """Track the step's best weights (validated epochs only) and decide whether the step ends."""
+        epoch = int(engine.state.epoch)
+        self.epochs_in_step += 1
+        value = self._epoch_metric(engine)
         if value is not None and self._better(float(value)):
             self.step_best, self.step_best_epoch, self.bad_epochs = float(value), epoch, 0
             self._best_state = copy.deepcopy(unwrap(self.network).state_dict())

@@ -87,8 +87,8 @@ class LungMask:
         air_threshold: HU below which a voxel is air or aerated lung (-400 keeps ground-glass opacities out of
             the mask but the crop's bounding box still contains them).
         min_fraction: drop air components smaller than this fraction of the largest inner component.
-        axial_axis: spatial axis that runs head to feet (2 after ``Orientationd("RAS")``); ``None`` removes only
-            the largest border-touching component, whatever the orientation.
+        axial_axis: spatial axis that runs head to feet (2 after ``ct_preprocessing``'s ``Orientationd("PLS")``);
+            ``None`` removes only the largest border-touching component, whatever the orientation.
         channel: channel of the image that holds HU values.
     """
 

@@ -1,7 +1,8 @@
 """Squeeze an image to two spatial dimensions.
 
 Readers return a radiograph as ``(C, W, H)``, ``(C, W, H, 1)`` (a one-slice volume, common for DICOM and NIfTI) or
-``(C, 1, W, H)``; :class:`To2D` removes the singleton spatial dimensions so that every X-ray is ``(C, W, H)``.
+``(C, 1, W, H)``; :class:`To2D` removes the singleton spatial dimensions so that every X-ray is ``(C, W, H)`` (then
+:class:`~medtl_monai.transforms.axes.RowsFirst` puts the rows first).
 """
 
 from __future__ import annotations
