@@ -38,8 +38,13 @@ t_eval=$(date +%s)
 "$PY" - "$BUNDLE/runs/$RUN/eval/metrics.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
-print("\n[demo] test metrics ({} cases): AUROC {:.3f}  AUPRC {:.3f}  accuracy {:.3f}  sensitivity {:.3f}  specificity {:.3f}".format(
-    m["n_cases"], m["auroc"], m["auprc"], m["accuracy"], m["sensitivity"], m["specificity"]))
+ci = m["ci"]
+def show(name, label):
+    c = ci[name]
+    return f"{label} {c['value']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+patients = f", {ci['n_patients']} patients" if ci.get("n_patients") else ""
+print(f"\n[demo] test metrics ({ci['n_cases']} cases{patients}; 95% CI, {next(iter(ci.values()))['method']}):")
+print("[demo]   " + "  ".join(show(k, k.replace("_", " ")) for k in ("auroc", "auprc", "accuracy", "sensitivity", "specificity")))
 print("[demo] per-case predictions:", sys.argv[1].replace("metrics.json", "predictions.csv"))
 PY
 echo "[demo] times: data $((t_data - start)) s, training $((t_train - t_data)) s, evaluation $((t_eval - t_train)) s"

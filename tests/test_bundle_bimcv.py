@@ -117,6 +117,12 @@ def test_evaluation_takes_the_trained_settings_from_the_card_and_agrees_with_the
     for key in ("auroc", "auprc", "accuracy", "sensitivity", "specificity"):
         assert metrics[key] == pytest.approx(summary[key], nan_ok=True), key
     assert metrics["accuracy"] == pytest.approx(np.mean([r["label"] == r["prediction"] for r in rows.values()]))
+    ci = metrics["ci"]  # every metric with its 95% CI, whole patients resampled
+    assert ci["n_cases"] == len(test_items) and ci["n_patients"] == len({i["patient_id"] for i in test_items})
+    for key in ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "brier", "ece"):
+        assert ci[key]["ci_low"] <= ci[key]["value"] <= ci[key]["ci_high"], key
+        assert "cluster bootstrap" in ci[key]["method"] and ci[key]["confidence"] == 0.95
+    assert ci["auroc"]["value"] == pytest.approx(metrics["auroc"], nan_ok=True)
 
 
 def test_inference_on_a_folder_of_dicom_series_needs_no_training_overrides(trained, tiny_demo, tmp_path):

@@ -44,6 +44,8 @@ __all__ = [
 
 #: the data fingerprint a training writes beside its model (``medtl_monai.data.check_before_training``)
 FINGERPRINT_NAME = "data_fingerprint.json"
+#: folders under ``runs/`` that are not runs (``scripts/compare_runs.py`` writes its comparisons there)
+NOT_RUNS: tuple[str, ...] = ("compare",)
 #: folder of a bundle that holds its runs
 RUNS_DIR = "runs"
 _MAX_NAME = 80
@@ -113,8 +115,9 @@ def run_dir(bundle_root: str | os.PathLike, run_name: str) -> Path:
     Raises:
         ValueError: a name that is not one plain folder name.
     """
-    if not run_name or run_name in (".", "..") or re.search(r"[/\\\x00]", run_name):
-        raise ValueError(f"run name {run_name!r} must be a plain folder name (no '/', not '.' or '..').")
+    if not run_name or run_name in (".", "..", *NOT_RUNS) or re.search(r"[/\\\x00]", run_name):
+        raise ValueError(f"run name {run_name!r} must be a plain folder name (no '/', not '.', '..' or "
+                         f"{', '.join(repr(n) for n in NOT_RUNS)}).")
     return Path(bundle_root).resolve() / RUNS_DIR / run_name
 
 
@@ -149,7 +152,7 @@ def run_names(bundle_root: str | os.PathLike) -> list[str]:
     folder = Path(bundle_root) / RUNS_DIR
     if not folder.is_dir():
         return []
-    runs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    runs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_RUNS]
     return [p.name for p in sorted(runs, key=lambda p: (_started(p), p.name))]
 
 

@@ -16,6 +16,7 @@ from ignite.engine import Engine, Events
 
 from ..data.skipping import CASE_INDEX_KEY
 from ..io.checks import MODALITY_FLAG_KEY
+from .bootstrap import summary_with_ci
 from .metrics import classification_summary
 
 __all__ = ["STATUSES", "PredictionWriter"]
@@ -74,8 +75,10 @@ class PredictionWriter:
     ``extra_columns``. Cases that the engine's data loader set aside (a
     :class:`~medtl_monai.data.SkippingDataLoader`) are rows with status ``skipped`` and no probabilities; rows follow
     the order of the data when the items carry their index (:class:`~medtl_monai.data.SkipBadCasesDataset`). When
-    labels are present, ``metrics.json`` holds :func:`classification_summary` of the predicted rows plus the engine's
-    own metrics.
+    labels are present, ``metrics.json`` holds :func:`classification_summary` of the predicted rows, under ``"ci"``
+    every metric with its 95% bootstrap confidence interval (:func:`~medtl_monai.evaluation.summary_with_ci`: whole
+    patients resampled when the items carry patient ids; the method, the number of cases and of patients), and the
+    engine's own metrics.
 
     Both files are written fresh for each run: stale ones are removed when the run starts, and each is written to a
     temporary file that replaces the old one in one step at the end, so a reader never sees a partial or an old file.
@@ -91,6 +94,8 @@ class PredictionWriter:
             :class:`~medtl_monai.io.checks.CheckModalityd` writes them); a problem marks the row ``flagged``.
         extra_columns: further columns, each copied from the batch item's key of that name, else from the image's
             metadata (e.g. ``"Modality"``), else empty.
+        patient_key: the batch items' patient id (datalists' ``patient_id``), for the cluster bootstrap.
+        n_resamples: bootstrap resamples of the confidence intervals.
     """
 
     def __init__(
@@ -104,6 +109,8 @@ class PredictionWriter:
         label_key: str = "label",
         flag_keys: Sequence[str] = (MODALITY_FLAG_KEY,),
         extra_columns: Sequence[str] = (),
+        patient_key: str = "patient_id",
+        n_resamples: int = 2000,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = [str(c) for c in class_names]
@@ -111,6 +118,7 @@ class PredictionWriter:
         self.pred_key, self.label_key = pred_key, label_key
         self.flag_keys = tuple(flag_keys)
         self.extra_columns = [str(c) for c in extra_columns]
+        self.patient_key, self.n_resamples = patient_key, int(n_resamples)
         clash = set(self.extra_columns) & {"id", "label", "prediction", "status", "error"}
         if clash:
             raise ValueError(f"extra_columns {sorted(clash)} clash with the standard columns of the predictions file.")
@@ -152,6 +160,7 @@ class PredictionWriter:
                 "id": _case_id(item, len(self.rows)), "label": label, "probs": probs,
                 "status": "flagged" if flags else "ok", "error": "; ".join(flags),
                 "index": index if isinstance(index, int) else None,
+                "patient": _plain(item.get(self.patient_key)),
                 "extra": {name: _plain(item[name] if name in item else _image_meta(item).get(name))
                           for name in self.extra_columns},
             })
@@ -189,7 +198,11 @@ class PredictionWriter:
         logger.info("wrote %d rows to %s (%d ok, %d flagged, %d skipped)", len(rows), path, *counts.values())
         labelled = [r for r in self.rows if r["label"] is not None]
         if self.metrics_name and labelled:
-            summary = classification_summary(np.stack([r["probs"] for r in labelled]), [r["label"] for r in labelled], self.threshold)
+            probs, labels = np.stack([r["probs"] for r in labelled]), [r["label"] for r in labelled]
+            summary = classification_summary(probs, labels, self.threshold)
+            patients = [r["patient"] for r in labelled]
+            groups = [str(p) for p in patients] if all(p not in (None, "") for p in patients) else None
+            summary["ci"] = summary_with_ci(probs, labels, self.threshold, groups=groups, n_resamples=self.n_resamples)
             for key, value in engine.state.metrics.items():
                 if isinstance(value, (int, float)):
                     summary[f"engine_{key}"] = float(value)
