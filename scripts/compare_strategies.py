@@ -6,8 +6,10 @@ Each strategy x split trains and evaluates the bundle in-process (``medtl_monai.
 (choose the cut beforehand with ``scripts/find_cut.py``, which reads the training split only). Each row is named by
 its strategy and the registry's description of it (network, what is frozen, rates: ``lwft`` is this project's
 truncated variant, ``lwft_full`` the paper's LWFT on the full network). The table reports the validation AUROC that
-chose each checkpoint, test AUROC / AUPRC (mean ± std), parameters, MACs and CPU latency, as Markdown, CSV and a PNG
-plot of AUROC against parameters. Finished runs are reused when the command is repeated with the same ``--study_dir``. Any other
+chose each checkpoint, test AUROC / AUPRC (mean ± std and the 95% t-interval over splits, with the number of splits
+and of NaN runs), the mean test AUROC difference to a reference strategy (``--reference``, default ``full``) with its
+95% t-interval over splits and the per-split DeLong p-values on the same test cases, parameters, MACs and CPU
+latency, as Markdown, CSV and a PNG plot of AUROC against parameters. Finished runs are reused when the command is repeated with the same ``--study_dir``. Any other
 ``--key value`` pair overrides that key of the bundle's configs for every run, as with ``python -m monai.bundle run``.
 ``--tracking mlflow`` records every training as one MLflow run (``<strategy>_split<k>``) of one experiment named after
 the study folder (``--experiment_name`` to choose it), in the bundle's ``mlruns.db`` (docs/tracking.md).
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tracking", default=None,
                         help="mlflow: track each training as an MLflow run in the bundle's mlruns.db, as "
                              "`python -m monai.bundle run --tracking mlflow` does (needs pip install 'medtl-monai[tracking]')")
+    parser.add_argument("--reference", default="full", choices=list(STRATEGIES),
+                        help="strategy the others are compared with: AUROC difference (95%% t-interval over splits) and "
+                             "DeLong p per split (default full; the first strategy when it is not run)")
     args, overrides = parse_args_and_overrides(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     files = parse_config_files(args.config_file)
@@ -62,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     result = run_study(files, evaluate, datalist=args.datalist, output_dir=args.study_dir, strategies=args.strategies,
                        seeds=args.seeds, overrides=overrides, repeats=args.repeats, tracking=args.tracking,
-                       progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
+                       reference=args.reference, progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
     print(result.markdown())
     print(f"wrote {args.study_dir}/study.md, study.csv, study_runs.csv, study.png")
     if args.tracking:
@@ -72,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = " ".join([
             "python scripts/compare_strategies.py", f"--config_file \"{args.config_file}\"", f"--datalist {args.datalist}",
             f"--study_dir {args.study_dir}", "--strategies", *args.strategies, "--seeds", *map(str, args.seeds),
+            f"--reference {args.reference}",
             *[f"--{k} {v}" for k, v in overrides.items()], f"--repeats {args.repeats}",
         ])
         body = "\n".join([

@@ -5,11 +5,22 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from medtl_monai.experiments.study import run_study, seeded_splits
+from medtl_monai.evaluation import delong_test
+from medtl_monai.experiments.study import (
+    StrategyRow,
+    StudyRun,
+    run_folder,
+    run_study,
+    seeded_splits,
+    study_table,
+    t_interval,
+)
 from medtl_monai.networks import TransferClassifier, read_checkpoint
 from medtl_monai.training import get_strategy
 
@@ -86,3 +97,68 @@ def test_cli_reuses_finished_runs_and_writes_its_benchmark_section(study, tiny_d
     assert "<!-- begin compare_strategies -->" in text and "kept" in text and f"| truncated | {get_strategy('truncated').description} | resnet18, cut layer2 |" in text
     assert "python scripts/compare_strategies.py" in text
     assert "test AUROC" in capsys.readouterr().out
+
+
+def _fake_predictions(path: Path, labels: list[int], positive: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", "prob_negative", "prob_positive", "prediction", "status", "error"])
+        for i, (y, p) in enumerate(zip(labels, positive)):
+            w.writerow([f"case{i}", ["negative", "positive"][y], f"{1 - p:.6f}", f"{p:.6f}",
+                        ["negative", "positive"][int(p >= 0.5)], "ok", ""])
+        w.writerow(["broken", "", "", "", "", "skipped", "broken.nii.gz: unreadable"])  # a skipped case is left out
+
+
+def _row(strategy: str, aurocs: list[float]) -> StrategyRow:
+    runs = [StudyRun(strategy, k, a, a - 0.05, 1, 2, 10.0, 1.0, 0.8) for k, a in enumerate(aurocs)]
+    return StrategyRow(strategy, "resnet18, full", runs, 1_000_000, 2_000_000, 1.5, True, f"{strategy} described")
+
+
+def test_study_table_compares_with_the_reference_by_split_with_t_intervals_and_delong(tmp_path):
+    labels = [0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1]
+    rng = np.random.default_rng(0)
+    scores = {}
+    for k in range(3):
+        for name, noise in (("full", 0.6), ("truncated", 0.4), ("linear", 0.9)):
+            s = np.clip(np.asarray(labels) * 0.5 + noise * rng.random(len(labels)), 0, 1).round(6).tolist()
+            scores[name, k] = s
+            _fake_predictions(run_folder(tmp_path, name, k) / "eval" / "predictions.csv", labels, s)
+    rows = [_row("full", [0.80, 0.84, 0.78]), _row("truncated", [0.83, 0.85, 0.84]), _row("linear", [0.70, float("nan"), 0.74])]
+    result = study_table(rows, tmp_path, reference="full", settings={"seeds": [0, 1, 2], "repeats": 1})
+    assert result.reference == "full" and set(result.comparisons) == {"truncated", "linear"} and not result.reference_note
+    truncated, linear = result.comparisons["truncated"], result.comparisons["linear"]
+    for k in range(3):  # DeLong on the two runs' predictions of the same split, reference as model A
+        for c in (truncated, linear):
+            assert c.p_values[k] == pytest.approx(delong_test(labels, scores["full", k], scores[c.strategy, k]).p_value)
+    diffs = [0.03, 0.01, 0.06]  # the t-interval by hand: mean ± t(0.975, 2) s / sqrt(3)
+    mean, sd = sum(diffs) / 3, math.sqrt(sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)
+    assert truncated.interval == pytest.approx((mean, mean - half, mean + half, 3))
+    half2 = 12.706204736174707 * (0.06 / math.sqrt(2)) / math.sqrt(2)  # differences -0.10, -0.04: t(0.975, 1)
+    assert linear.interval[:3] == pytest.approx((-0.07, -0.07 - half2, -0.07 + half2))
+    assert linear.interval[3] == 2 and math.isnan(linear.differences[1])  # the NaN split is kept, not dropped
+    assert t_interval([0.8])[0] == 0.8 and math.isnan(t_interval([0.8])[1])  # one split: no interval
+    paths = result.write(tmp_path)
+    table = paths["md"].read_text()
+    assert "| linear | linear described | resnet18, full | 3 (1 NaN) |" in table
+    assert "| full | full described | resnet18, full | 3 | " in table and "| reference | reference |" in table
+    assert f"{100 * mean:+.1f} [{100 * (mean - half):+.1f}, {100 * (mean + half):+.1f}]" in table
+    assert "test AUROC − full (pp) [95% CI]" in table and "DeLong p vs full (split 0, 1, 2)" in table
+    with open(paths["csv"]) as f:
+        by_name = {r["strategy"]: r for r in csv.DictReader(f)}
+    assert by_name["linear"]["n_splits"] == "3" and by_name["linear"]["n_nan"] == "1"
+    assert by_name["linear"]["auroc_mean"] == "0.720000" and by_name["full"]["auroc_diff_mean"] == ""
+    assert float(by_name["truncated"]["auroc_diff_ci_low"]) == pytest.approx(mean - half, abs=1e-6)
+    assert float(by_name["truncated"]["delong_p_split2"]) == pytest.approx(truncated.p_values[2], rel=1e-5)
+    auroc = [0.80, 0.84, 0.78]
+    m, s = sum(auroc) / 3, math.sqrt(sum((a - sum(auroc) / 3) ** 2 for a in auroc) / 2)
+    assert float(by_name["full"]["auroc_ci_high"]) == pytest.approx(m + 4.302652729911275 * s / math.sqrt(3), abs=1e-6)
+
+
+def test_study_table_falls_back_to_the_first_strategy_and_says_so(tmp_path):
+    rows = [_row("linear", [0.7, 0.72]), _row("truncated", [0.75, 0.8])]
+    result = study_table(rows, tmp_path, reference="full")
+    assert result.reference == "linear" and "`full` was not part of this study" in result.markdown()
+    assert result.comparisons["truncated"].p_values == [pytest.approx(float("nan"), nan_ok=True)] * 2  # no predictions
+    assert "No DeLong test for: truncated" in result.markdown()

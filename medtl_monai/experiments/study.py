@@ -8,6 +8,14 @@ the fastest of N batch-1 forward passes, robust to other jobs on a shared machin
 AUPRC as mean ± sample standard deviation over the splits, as in Peng et al., "Rethinking Transfer Learning for
 Medical Image Classification" (BMVC 2023), and a PNG plots AUROC against parameters.
 
+Every figure has its uncertainty beside it. Per strategy the table counts the splits behind the row and how many of
+them gave NaN (e.g. a test split with one class): those are shown, not dropped, and left out of the means. Means over
+splits come with their 95% t-interval (Student's t with ``n - 1`` degrees of freedom; none with one split). Against a
+reference strategy (``full`` by default) each row gets the mean difference of test AUROC, paired by split, with its
+95% t-interval, and per split DeLong's test of the two AUROCs on the same test cases (DeLong et al., Biometrics 1988,
+read from the two runs' ``eval/predictions.csv``): the interval says how much the strategy's AUROC moves with the
+split, the p-values how sure each split's difference is given its test cases.
+
 Choices are made on validation, test is reported once: within a run the only choice is the checkpoint (the epoch),
 which the bundle makes by validation AUROC (``model.pt``); the test split is then evaluated once, on that checkpoint,
 and nothing is selected on it (the table shows the validation AUROC that made the choice beside the test figures).
@@ -44,10 +52,15 @@ from typing import Any
 
 from ..bundle import load_config, run_workflow
 from ..data import SPLIT_KEYS, load_split, make_splits, read_class_names
+from ..evaluation import delong_test
+from ..explain import read_predictions
 from ..networks import profile_model, read_checkpoint
 from ..training import find_mlflow_run, get_strategy, strategy_names
 
-__all__ = ["StrategyRow", "StudyResult", "StudyRun", "profile_strategy", "run_once", "run_study", "seeded_splits"]
+__all__ = [
+    "ReferenceComparison", "StrategyRow", "StudyResult", "StudyRun", "compare_to_reference", "profile_strategy", "run_folder",
+    "run_once", "run_study", "seeded_splits", "split_delong", "study_table", "t_interval",
+]
 
 logger = logging.getLogger("medtl_monai.experiments")
 
@@ -126,35 +139,237 @@ class StrategyRow:
         return statistics.fmean(r.train_s for r in self.runs) if self.runs else float("nan")
 
 
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean of values over splits and its Student's t interval (``n - 1`` degrees of freedom).
+
+    Args:
+        values: one value per split; NaN values are left out (count them with :func:`math.isnan`).
+        confidence: the interval's coverage.
+
+    Returns:
+        ``(mean, low, high, n)`` with ``n`` the non-NaN values; ``low``/``high`` are NaN when ``n < 2`` (one split
+        gives no interval), everything NaN when ``n == 0``.
+    """
+    from scipy.stats import t
+
+    kept = [float(v) for v in values if not math.isnan(v)]
+    if not kept:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = statistics.fmean(kept)
+    if len(kept) < 2:
+        return mean, float("nan"), float("nan"), 1
+    half = float(t.ppf(0.5 + confidence / 2, len(kept) - 1)) * statistics.stdev(kept) / math.sqrt(len(kept))
+    return mean, mean - half, mean + half, len(kept)
+
+
+def run_folder(output_dir: str | os.PathLike, strategy: str, split: int) -> Path:
+    """The folder of one study run: ``<output_dir>/runs/<strategy>/split<k>`` (its test predictions are
+    ``eval/predictions.csv`` there)."""
+    return Path(output_dir) / "runs" / strategy / f"split{int(split)}"
+
+
+def split_delong(reference_csv: str | os.PathLike, other_csv: str | os.PathLike) -> tuple[float, str]:
+    """DeLong's p-value of two runs' test AUROCs on the cases both scored (paired by case id).
+
+    Args:
+        reference_csv: the reference run's ``predictions.csv`` (model A of :func:`~medtl_monai.evaluation.delong_test`).
+        other_csv: the other run's (model B).
+
+    Returns:
+        ``(p_value, "")``, or ``(NaN, why)`` when no test can be made: a missing or unreadable file, other classes,
+        more than two classes, too few positive or negative cases.
+    """
+    try:
+        ref_rows, ref_names = read_predictions(reference_csv)
+        other_rows, other_names = read_predictions(other_csv)
+    except (OSError, ValueError) as e:
+        return float("nan"), str(e)
+    if ref_names != other_names:
+        return float("nan"), f"{other_csv}: classes {other_names} differ from the reference's {ref_names}"
+    if len(ref_names) != 2:
+        return float("nan"), f"{other_csv}: DeLong's test here compares two-class AUROCs, not {len(ref_names)} classes"
+    other = {r.id: r for r in other_rows}
+    pairs = [(r, other[r.id]) for r in ref_rows if r.id in other and other[r.id].label == r.label]
+    try:
+        result = delong_test([a.label for a, _ in pairs], [a.probs[1] for a, _ in pairs], [b.probs[1] for _, b in pairs])
+    except ValueError as e:
+        return float("nan"), f"{other_csv}: {e}"
+    return result.p_value, ""
+
+
+@dataclass
+class ReferenceComparison:
+    """A strategy's test AUROC against the reference strategy's, split by split.
+
+    Attributes:
+        strategy: the strategy compared.
+        reference: the reference strategy.
+        differences: per split, test AUROC of ``strategy`` minus that of ``reference`` (NaN when either is NaN).
+        p_values: per split, DeLong's two-sided p-value on that split's test cases (NaN when no test could be made).
+        notes: per split, why there is no p-value ("" when there is one).
+        confidence: coverage of :attr:`interval`.
+    """
+
+    strategy: str
+    reference: str
+    differences: list[float]
+    p_values: list[float]
+    notes: list[str] = field(default_factory=list)
+    confidence: float = 0.95
+
+    @property
+    def interval(self) -> tuple[float, float, float, int]:
+        """Mean difference over the splits where both runs gave a number, its t-interval, and that number of splits."""
+        return t_interval(self.differences, self.confidence)
+
+
+def compare_to_reference(rows: Sequence[StrategyRow], reference: str, output_dir: str | os.PathLike,
+                         confidence: float = 0.95) -> dict[str, ReferenceComparison]:
+    """Pair every row's runs with the reference row's by split: AUROC differences and DeLong p-values.
+
+    Args:
+        rows: the study rows; one of them is ``reference``.
+        reference: the reference strategy's name.
+        output_dir: the study folder; split ``k`` of strategy ``s`` has its predictions in
+            ``run_folder(output_dir, s, k) / "eval" / "predictions.csv"``.
+        confidence: coverage of the intervals.
+
+    Returns:
+        One :class:`ReferenceComparison` per strategy other than the reference, by name.
+
+    Raises:
+        ValueError: ``reference`` is not one of the rows.
+    """
+    by_name = {r.strategy: r for r in rows}
+    if reference not in by_name:
+        raise ValueError(f"reference strategy {reference!r} is not in the study ({', '.join(by_name)}).")
+    ref_runs = {run.split: run for run in by_name[reference].runs}
+    comparisons = {}
+    for row in rows:
+        if row.strategy == reference:
+            continue
+        differences, p_values, notes = [], [], []
+        for run in row.runs:
+            ref = ref_runs.get(run.split)
+            if ref is None:
+                differences.append(float("nan"))
+                p_values.append(float("nan"))
+                notes.append(f"split {run.split}: no {reference} run")
+                continue
+            differences.append(run.auroc - ref.auroc)
+            p, why = split_delong(run_folder(output_dir, reference, run.split) / "eval" / "predictions.csv",
+                                  run_folder(output_dir, row.strategy, run.split) / "eval" / "predictions.csv")
+            p_values.append(p)
+            notes.append(why)
+        comparisons[row.strategy] = ReferenceComparison(row.strategy, reference, differences, p_values, notes, confidence)
+    return comparisons
+
+
+def _mean_std_ci(values: list[float], confidence: float) -> str:
+    """``mean ± std [t-interval]`` in percent."""
+    mean, low, high, n = t_interval(values, confidence)
+    if n == 0:
+        return "NaN"
+    std = statistics.stdev([v for v in values if not math.isnan(v)]) if n > 1 else 0.0
+    interval = "n/a: one split" if n < 2 else f"{100 * low:.1f}, {100 * high:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f} [{interval}]"
+
+
+def _signed_pct(mean: float, low: float, high: float) -> str:
+    """``+1.2 [-0.4, +2.8]`` in percentage points."""
+    if math.isnan(mean):
+        return "NaN"
+    interval = "n/a: one split" if math.isnan(low) else f"{100 * low:+.1f}, {100 * high:+.1f}"
+    return f"{100 * mean:+.1f} [{interval}]"
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else ("<0.001" if value < 0.001 else f"{value:.3f}")
+
+
 @dataclass
 class StudyResult:
-    """All rows plus how they were obtained."""
+    """All rows plus how they were obtained.
+
+    Attributes:
+        rows: one :class:`StrategyRow` per strategy.
+        settings: seeds, input shape, strategies, overrides ...
+        wall_s: wall time of the invocation.
+        reference: the strategy the others are compared with (``None``: no comparison).
+        comparisons: per other strategy, its :class:`ReferenceComparison` with ``reference``.
+        reference_note: a line for the table when the reference is not the one asked for.
+        confidence: coverage of every interval.
+    """
 
     rows: list[StrategyRow]
     settings: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    reference: str | None = None
+    comparisons: dict[str, ReferenceComparison] = field(default_factory=dict)
+    reference_note: str = ""
+    confidence: float = 0.95
+
+    def _splits(self) -> list[int]:
+        return sorted({run.split for r in self.rows for run in r.runs})
+
+    def _n(self, row: StrategyRow) -> str:
+        nan = sum(math.isnan(run.auroc) for run in row.runs)
+        return f"{len(row.runs)} ({nan} NaN)" if nan else str(len(row.runs))
+
+    def _versus(self, row: StrategyRow) -> tuple[str, list[str]]:
+        """The difference cell and the per-split p-value cells of a row."""
+        splits = self._splits()
+        if row.strategy == self.reference:
+            return "reference", ["reference"] * len(splits)
+        comparison = self.comparisons.get(row.strategy)
+        if comparison is None:
+            return "–", ["–"] * len(splits)
+        p_by_split = {run.split: p for run, p in zip(row.runs, comparison.p_values)}
+        return _signed_pct(*comparison.interval[:3]), [_p(p_by_split.get(k, float("nan"))) for k in splits]
 
     def markdown(self) -> str:
-        """The paper-style table in Markdown, with the settings and the cost."""
+        """The paper-style table in Markdown, with intervals, the comparison with the reference, settings and cost."""
+        pct = f"{100 * self.confidence:g}%"
+        splits = self._splits()
+        versus = (f" | test AUROC − {self.reference} (pp) [{pct} CI] | DeLong p vs {self.reference} (split "
+                  f"{', '.join(map(str, splits))})") if self.reference else ""
         lines = [
-            ("| strategy | what it is | network | val AUROC (%) | test AUROC (%) | test AUPRC (%) | params (M) | MACs (G) "
-            "| CPU latency (ms) | train time / split (s) |"),
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            (f"| strategy | what it is | network | splits | val AUROC (%) | test AUROC (%) [{pct} CI] | test AUPRC (%) "
+             f"[{pct} CI]{versus} | params (M) | MACs (G) | CPU latency (ms) | train time / split (s) |"),
+            "|---|---|---|---:|---:|---:|---:|" + ("---:|---|" if self.reference else "") + "---:|---:|---:|---:|",
         ]
         for r in self.rows:
-            (vm, vsd), (am, asd), (pm, psd) = r.val_auroc, r.auroc, r.auprc
-            lines.append(f"| {r.strategy} | {r.description} | {r.network} | {100 * vm:.1f} ± {100 * vsd:.1f} | "
-                         f"{100 * am:.1f} ± {100 * asd:.1f} | {100 * pm:.1f} ± {100 * psd:.1f} | "
-                         f"{r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | {r.latency_ms:.1f} | {r.train_s:.0f} |")
+            cells = [r.strategy, r.description, r.network, self._n(r),
+                     *(_mean_std_ci(v, self.confidence) for v in ([x.val_auroc for x in r.runs], [x.auroc for x in r.runs],
+                                                                 [x.auprc for x in r.runs]))]
+            if self.reference:
+                diff, ps = self._versus(r)
+                cells += [diff, "reference" if diff == "reference" else ", ".join(ps)]
+            cells += [f"{r.params / 1e6:.2f}", f"{r.macs / 1e9:.3f}", f"{r.latency_ms:.1f}", f"{r.train_s:.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
         s = self.settings
         runs_s = sum(run.train_s + run.eval_s for r in self.rows for run in r.runs)
         lines += ["", ("Each run's checkpoint (its epoch) was chosen by validation AUROC (the val AUROC column); the test "
                       "split was evaluated once per run, on that checkpoint, and nothing was chosen on it.")]
         lines += ["", (f"Mean ± sample standard deviation over {len(s.get('seeds', []))} patient-level splits "
-                      f"(seeds {s.get('seeds')}); latency: fastest of {s.get('repeats')} batch-1 forward passes at input {s.get('input_shape')}. "
+                      f"(seeds {s.get('seeds')}), with the {pct} t-interval of the mean in brackets (Student's t, n − 1 "
+                      "degrees of freedom; none with one split). The splits column counts the runs behind each row; "
+                      "runs that gave NaN (e.g. one class in a test split) are counted there and left out of the means. "
+                      f"latency: fastest of {s.get('repeats')} batch-1 forward passes at input {s.get('input_shape')}. "
                       f"Training + test evaluation summed over the {sum(len(r.runs) for r in self.rows)} runs: "
                       f"{runs_s / 60:.1f} min; this invocation: {self.wall_s / 60:.1f} min (finished runs are reused). "
                       "Wall times depend on the other jobs running on the machine.")]
+        if self.reference:
+            lines += ["", (f"Against `{self.reference}`: the mean over splits of the strategy's test AUROC minus "
+                          f"`{self.reference}`'s on the same split (percentage points), with its {pct} t-interval over "
+                          "the splits (it says how much the gap moves with the split); and per split DeLong's test of "
+                          "the two AUROCs on that split's test cases (DeLong et al., Biometrics 1988; two-sided p, "
+                          "– where no test could be made).")]
+            missing = [f"{name} {note}" for name, c in self.comparisons.items() for note in c.notes if note]
+            if missing:
+                lines += ["", "No DeLong test for: " + "; ".join(missing) + "."]
+        if self.reference_note:
+            lines += ["", self.reference_note]
         random = [r.strategy for r in self.rows if not r.pretrained]
         if random and random != ["scratch"]:
             same = " `truncated` and `scratch` are then the same run." if {"truncated", "scratch"} <= set(random) else ""
@@ -169,14 +384,31 @@ class StudyResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "runs": out / f"{stem}_runs.csv", "png": out / f"{stem}.png"}
         paths["md"].write_text(self.markdown() + "\n")
+        splits = self._splits()
         with open(paths["csv"], "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["strategy", "description", "network", "val_auroc_mean", "val_auroc_std", "auroc_mean",
-                        "auroc_std", "auprc_mean", "auprc_std", "params", "macs", "latency_ms", "train_s", "n_splits"])
+            w.writerow(["strategy", "description", "network", "val_auroc_mean", "val_auroc_std", "val_auroc_ci_low",
+                        "val_auroc_ci_high", "auroc_mean", "auroc_std", "auroc_ci_low", "auroc_ci_high", "auprc_mean",
+                        "auprc_std", "auprc_ci_low", "auprc_ci_high", "params", "macs", "latency_ms", "train_s",
+                        "n_splits", "n_nan", "reference", "auroc_diff_mean", "auroc_diff_ci_low", "auroc_diff_ci_high",
+                        "auroc_diff_n", *(f"delong_p_split{k}" for k in splits)])
             for r in self.rows:
-                w.writerow([r.strategy, r.description, r.network,
-                            *(f"{v:.6f}" for v in (*r.val_auroc, *r.auroc, *r.auprc)), r.params, r.macs,
-                            f"{r.latency_ms:.3f}", f"{r.train_s:.1f}", len(r.runs)])
+                stats = []
+                for values, (mean, std) in (([x.val_auroc for x in r.runs], r.val_auroc), ([x.auroc for x in r.runs], r.auroc),
+                                            ([x.auprc for x in r.runs], r.auprc)):
+                    _, low, high, _ = t_interval(values, self.confidence)
+                    stats += [mean, std, low, high]
+                comparison = self.comparisons.get(r.strategy)
+                if comparison is not None:
+                    mean, low, high, n = comparison.interval
+                    p_by_split = {run.split: p for run, p in zip(r.runs, comparison.p_values)}
+                    versus = [f"{mean:.6f}", f"{low:.6f}", f"{high:.6f}", n,
+                              *(f"{p_by_split.get(k, float('nan')):.6g}" for k in splits)]
+                else:
+                    versus = [""] * (4 + len(splits))
+                w.writerow([r.strategy, r.description, r.network, *(f"{v:.6f}" for v in stats), r.params, r.macs,
+                            f"{r.latency_ms:.3f}", f"{r.train_s:.1f}", len(r.runs),
+                            sum(math.isnan(run.auroc) for run in r.runs), self.reference or "", *versus])
         with open(paths["runs"], "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(list(StudyRun.__dataclass_fields__))
@@ -185,6 +417,34 @@ class StudyResult:
                     w.writerow(list(asdict(run).values()))
         plot_auroc_vs_params(self.rows, paths["png"])
         return paths
+
+
+def study_table(rows: Sequence[StrategyRow], output_dir: str | os.PathLike, *, reference: str | None = "full",
+                settings: Mapping[str, Any] | None = None, wall_s: float = 0.0, confidence: float = 0.95) -> StudyResult:
+    """Assemble the study table from its rows and compare every strategy with the reference.
+
+    Args:
+        rows: one :class:`StrategyRow` per strategy, in table order.
+        output_dir: the study folder holding ``runs/<strategy>/split<k>/eval/predictions.csv`` (read for DeLong).
+        reference: the strategy the others are compared with; when it was not run, the first row's strategy is used
+            and the table says so; ``None``: no comparison.
+        settings: how the rows were obtained (``seeds``, ``input_shape``, ``repeats`` ...).
+        wall_s: wall time of the invocation.
+        confidence: coverage of every interval.
+
+    Returns:
+        The :class:`StudyResult` (not yet written: call :meth:`StudyResult.write`).
+    """
+    rows = list(rows)
+    note = ""
+    if reference is not None and rows and reference not in {r.strategy for r in rows}:
+        note = (f"The reference strategy `{reference}` was not part of this study; the differences and DeLong tests "
+                f"are against the first strategy, `{rows[0].strategy}`.")
+        reference = rows[0].strategy
+    if not rows:
+        reference = None
+    comparisons = compare_to_reference(rows, reference, output_dir, confidence) if reference else {}
+    return StudyResult(rows, dict(settings or {}), wall_s, reference, comparisons, note, confidence)
 
 
 def plot_auroc_vs_params(rows: Sequence[StrategyRow], path: str | os.PathLike) -> Path:
@@ -365,6 +625,7 @@ def run_study(
     progress: Callable[[str], None] | None = None,
     tracking: str | None = None,
     experiment_name: str | None = None,
+    reference: str | None = "full",
 ) -> StudyResult:
     """Run every strategy on every seeded split through the bundle and collect the table.
 
@@ -382,6 +643,8 @@ def run_study(
         tracking: ``"mlflow"``: each training is one MLflow run ``<strategy>_split<k>`` of one experiment in the
             bundle's tracking store (needs the ``mlflow`` package: ``pip install 'medtl-monai[tracking]'``).
         experiment_name: that experiment (default: an ``experiment_name`` override, else the study folder's name).
+        reference: the strategy every other is compared with (AUROC difference with its t-interval over splits,
+            DeLong p per split); the first strategy when it is not among ``strategies``; ``None``: no comparison.
 
     Returns:
         The :class:`StudyResult` (also written to ``output_dir``).
@@ -403,7 +666,7 @@ def run_study(
         runs = []
         for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
             run = run_once(config_files, evaluate_file, {**base, "datalist": str(split_file), "seed": int(seed)},
-                           out / "runs" / name / f"split{k}", strategy=name, split=k, tracking=tracking,
+                           run_folder(out, name, k), strategy=name, split=k, tracking=tracking,
                            experiment_name=experiment_name)
             runs.append(run)
             say(f"{name} split {k}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC {run.val_auroc:.3f}); "
@@ -415,6 +678,6 @@ def run_study(
                 "overrides": {k: v for k, v in (overrides or {}).items()}}
     if tracking is not None:
         settings.update(tracking=tracking, experiment_name=experiment_name)
-    result = StudyResult(rows, settings, time.perf_counter() - start)
+    result = study_table(rows, out, reference=reference, settings=settings, wall_s=time.perf_counter() - start)
     result.write(out)
     return result
