@@ -23,7 +23,7 @@ from typing import Any
 
 from ..training import atomic_write_text
 
-__all__ = ["BOOKKEEPING_KEYS", "CONFIG_NAME", "config_hash", "raw_config", "write_resolved_config"]
+__all__ = ["BOOKKEEPING_KEYS", "CONFIG_NAME", "config_hash", "flatten_config", "raw_config", "write_resolved_config"]
 
 #: file name of the resolved config in a run folder
 CONFIG_NAME = "config.json"
@@ -134,3 +134,16 @@ def config_hash(config: Any, ignore: tuple[str, ...] = BOOKKEEPING_KEYS) -> str:
         _drop(config, key)
     text = json.dumps(_without_reporting(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as MONAI ids (``preprocessing_transforms#kind``); lists and values kept whole: how two resolved
+    configs are compared setting by setting."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_config(value, name + "#"))
+        else:
+            out[name] = value
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 
 from .card import CARD_NAME
 from .provenance import PROVENANCE_NAME, weights_kind
-from .run_config import CONFIG_NAME
+from .run_config import CONFIG_NAME, flatten_config
 from .runs import RUNS_DIR, find_run_file, published_run, read_json, run_names
 
 __all__ = ["RunSummary", "compare_runs", "format_table", "list_runs", "summarize_run"]
@@ -114,18 +114,6 @@ def list_runs(bundle_root: str | os.PathLike) -> list[RunSummary]:
     return [summarize_run(root / RUNS_DIR / name, published) for name in run_names(root)]
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as MONAI ids (``preprocessing_transforms#kind``); lists and values kept whole."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, name + "#"))
-        else:
-            out[name] = value
-    return out
-
-
 def compare_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict[str, Any]:
     """The settings that differ between two runs' resolved configs, and their metrics side by side.
 
@@ -138,7 +126,7 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict[str, Any]:
         metrics (prefixed ``test_``).
     """
     paths = [Path(a).resolve(), Path(b).resolve()]
-    configs = [_flatten({k: v for k, v in (read_json(p / CONFIG_NAME) or {}).items() if k not in _NOT_SETTINGS})
+    configs = [flatten_config({k: v for k, v in (read_json(p / CONFIG_NAME) or {}).items() if k not in _NOT_SETTINGS})
                for p in paths]
     settings = {key: [configs[0].get(key), configs[1].get(key)] for key in sorted(configs[0].keys() | configs[1].keys())
                 if configs[0].get(key) != configs[1].get(key)}

@@ -31,7 +31,7 @@ from ..training import atomic_write_text, is_writer
 from ..utils import as_bool
 from .config import running_config, running_parser_id
 from .provenance import PROVENANCE_NAME, write_provenance
-from .run_config import BOOKKEEPING_KEYS, CONFIG_NAME, config_hash
+from .run_config import BOOKKEEPING_KEYS, CONFIG_NAME, config_hash, flatten_config
 from .runs import default_run_name, new_run_name, publish_run, read_json
 
 __all__ = ["finish_run", "running_config_hash", "start_run", "training_run_name"]
@@ -87,21 +87,11 @@ def running_config_hash(bundle_root: str | os.PathLike) -> str | None:
 
 def _changed_settings(saved: Mapping[str, Any], current: Mapping[str, Any], limit: int = 8) -> str:
     """``id: saved -> current`` for the settings (of the hash) that differ, at most ``limit`` of them."""
-    flat = [_flatten({k: v for k, v in c.items() if k not in BOOKKEEPING_KEYS}) for c in (saved, current)]
+    flat = [flatten_config({k: v for k, v in c.items() if k not in BOOKKEEPING_KEYS}) for c in (saved, current)]
     changed = [f"{key}: {flat[0].get(key)!r} -> {flat[1].get(key)!r}" for key in sorted(flat[0].keys() | flat[1].keys())
                if flat[0].get(key) != flat[1].get(key) and key.split("#")[0] not in BOOKKEEPING_KEYS]
     more = f"; and {len(changed) - limit} more" if len(changed) > limit else ""
     return "; ".join(changed[:limit]) + more
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping) and value and key != "_meta_":
-            out.update(_flatten(value, f"{prefix}{key}#"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def start_run(
