@@ -9,8 +9,16 @@ truncated variant, ``lwft_full`` the paper's LWFT on the full network). The tabl
 chose each checkpoint, test AUROC / AUPRC (mean ± std and the 95% t-interval over splits, with the number of splits
 and of NaN runs), the mean test AUROC difference to a reference strategy (``--reference``, default ``full``) with its
 95% t-interval over splits and the per-split DeLong p-values on the same test cases, parameters, MACs and CPU
-latency, as Markdown, CSV and a PNG plot of AUROC against parameters. Finished runs are reused when the command is repeated with the same ``--study_dir``. Any other
-``--key value`` pair overrides that key of the bundle's configs for every run, as with ``python -m monai.bundle run``.
+latency, as Markdown, CSV and a PNG plot of AUROC against parameters. Any other ``--key value`` pair overrides that
+key of the bundle's configs for every run, as with ``python -m monai.bundle run``.
+
+The runs are independent. ``--workers N`` trains N at a time in worker processes sharing the CPU cores;
+``--devices cuda:0,cuda:1`` one per GPU. Finished runs are reused when the command is repeated with the same
+``--study_dir`` (a half-finished study resumes; a run killed mid-training resumes from its checkpoint). For a cluster,
+``--write_slurm study.sbatch`` trains nothing: it writes the splits, ``runs.txt`` (one command per unfinished run, each
+``... --only INDEX``, which trains exactly that run into its folder) and a SLURM job-array script over it; after
+``sbatch study.sbatch`` has finished, the same command with ``--collect`` builds the table from the run folders
+(docs/scaling.md).
 ``--tracking mlflow`` records every training as one MLflow run (``<strategy>_split<k>``) of one experiment named after
 the study folder (``--experiment_name`` to choose it), in the bundle's ``mlruns.db`` (docs/tracking.md).
 
@@ -20,12 +28,16 @@ Example (the full-scale run of docs/benchmarks.md, 2D X-ray demo):
         --config_file "['bundles/bimcv_truncated/configs/train.json','bundles/bimcv_truncated/configs/xray.json']" \\
         --datalist /tmp/demo/datalist_xray.json --study_dir outputs/study \\
         --max_epochs 4 --image_size 64 --batch_size 16 --val_batch_size 32 --benchmarks docs/benchmarks.md
+    # the same study, two runs at a time on this machine: add --workers 2; on a SLURM cluster:
+    python scripts/compare_strategies.py ... --write_slurm outputs/study/study.sbatch && sbatch outputs/study/study.sbatch
+    python scripts/compare_strategies.py ... --collect --benchmarks docs/benchmarks.md
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -36,7 +48,8 @@ from medtl_monai.bundle import (
     parse_args_and_overrides,
     parse_config_files,
 )
-from medtl_monai.experiments.study import run_study
+from medtl_monai.experiments.parallel import parse_devices, strip_options, write_slurm_array
+from medtl_monai.experiments.study import collect_study, plan_study, run_planned, run_study, study_split_files
 from medtl_monai.training import STRATEGIES
 from medtl_monai.utils import machine_description, update_benchmark_section
 
@@ -60,17 +73,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference", default="full", choices=list(STRATEGIES),
                         help="strategy the others are compared with: AUROC difference (95%% t-interval over splits) and "
                              "DeLong p per split (default full; the first strategy when it is not run)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train this many runs at a time in worker processes, each with cores/N torch threads (default 1)")
+    parser.add_argument("--devices", default=None,
+                        help="cuda:0,cuda:1: train one run at a time on each device (instead of --workers)")
+    parser.add_argument("--only", type=int, default=None, metavar="INDEX",
+                        help="train only run INDEX of the study's run list (a line of runs.txt) into its folder; no table")
+    parser.add_argument("--write_slurm", default=None, metavar="PATH",
+                        help="train nothing: write the splits, runs.txt (one command per unfinished run) beside PATH and "
+                             "a SLURM job-array script PATH over it")
+    parser.add_argument("--sbatch", action="append", default=None, metavar="OPTION",
+                        help="an #SBATCH option of the --write_slurm script (repeatable; e.g. --sbatch=--gres=gpu:1); "
+                             "default --cpus-per-task=4 --time=24:00:00")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: build the table from the finished run folders (after a job array)")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, overrides = parse_args_and_overrides(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     files = parse_config_files(args.config_file)
     evaluate = args.evaluate_file or str(Path(files[0]).parent / "evaluate.json")
     start = time.perf_counter()
-    result = run_study(files, evaluate, datalist=args.datalist, output_dir=args.study_dir, strategies=args.strategies,
-                       seeds=args.seeds, overrides=overrides, repeats=args.repeats, tracking=args.tracking,
-                       reference=args.reference, progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
+    devices = parse_devices(args.devices)
+    if args.only is not None:
+        return _train_one(args, files, evaluate, overrides, devices)
+    if args.write_slurm:
+        return _write_slurm(args, argv)
+    if args.collect:
+        result = collect_study(files, output_dir=args.study_dir, strategies=args.strategies, seeds=args.seeds,
+                               overrides=overrides, repeats=args.repeats, reference=args.reference)
+    else:
+        result = run_study(files, evaluate, datalist=args.datalist, output_dir=args.study_dir, strategies=args.strategies,
+                           seeds=args.seeds, overrides=overrides, repeats=args.repeats, tracking=args.tracking,
+                           reference=args.reference, workers=args.workers, devices=devices,
+                           progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
     print(result.markdown())
     print(f"wrote {args.study_dir}/study.md, study.csv, study_runs.csv, study.png")
-    if args.tracking:
+    if args.tracking and not args.collect:
         print(f"tracked each training in MLflow experiment {result.settings['experiment_name']!r} of the bundle's "
               "mlruns.db (docs/tracking.md: mlflow ui --backend-store-uri sqlite:///<bundle>/mlruns.db)")
     if args.benchmarks:
@@ -95,6 +133,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         ])
         update_benchmark_section(args.benchmarks, "compare_strategies", body)
         print(f"updated the compare_strategies section of {args.benchmarks}")
+    return 0
+
+
+def _train_one(args: argparse.Namespace, files: list[str], evaluate: str, overrides: dict, devices: list[str]) -> int:
+    """``--only INDEX``: train and evaluate one run of the study into its folder (nothing when it is finished)."""
+    plan = plan_study(args.study_dir, args.strategies, args.seeds,
+                      study_split_files(args.datalist, args.study_dir, args.seeds, reuse=True))
+    if not 0 <= args.only < len(plan):
+        print(f"--only {args.only}: the study has runs 0..{len(plan) - 1}", file=sys.stderr)
+        return 2
+    run = plan[args.only]
+    experiment = None
+    if args.tracking:
+        experiment = str(overrides.get("experiment_name") or Path(args.study_dir).resolve().name)
+    was_finished = run.finished
+    result = run_planned(files, evaluate, run, overrides, tracking=args.tracking, experiment_name=experiment,
+                         device=devices[0] if devices else None)
+    state = "was already finished" if was_finished else f"trained in {result.train_s:.0f} s"
+    print(f"run {run.index} ({run.strategy} split {run.split}, {run.run_dir}) {state}: test AUROC {result.auroc:.3f}, "
+          f"AUPRC {result.auprc:.3f}")
+    return 0
+
+
+def _write_slurm(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--write_slurm PATH``: the splits, one command per unfinished run in runs.txt, and the job-array script."""
+    plan = plan_study(args.study_dir, args.strategies, args.seeds,
+                      study_split_files(args.datalist, args.study_dir, args.seeds))
+    base = strip_options(argv, with_value=("--write_slurm", "--workers", "--devices", "--benchmarks", "--note",
+                                           "--sbatch", "--only"), flags=("--collect",))
+    pending = [run for run in plan if not run.finished]
+    if not pending:
+        print(f"every run of {args.study_dir} is finished; build the table with --collect")
+        return 0
+    commands = [[sys.executable, str(Path(__file__).resolve()), *base, "--only", str(run.index)] for run in pending]
+    script, runs = write_slurm_array(commands, args.write_slurm, job_name="compare_strategies",
+                                     sbatch=args.sbatch or ("--cpus-per-task=4", "--time=24:00:00"))
+    print(f"wrote {runs} ({len(pending)} runs of {len(plan)}; the others are finished) and the job array {script}")
+    print(f"submit: sbatch {script}")
+    print("then build the table: python scripts/compare_strategies.py " + shlex.join([*base, "--collect"]))
     return 0
 
 

@@ -45,6 +45,15 @@ def show(name, label):
 patients = f", {ci['n_patients']} patients" if ci.get("n_patients") else ""
 print(f"\n[demo] test metrics ({ci['n_cases']} cases{patients}; 95% CI, {next(iter(ci.values()))['method']}):")
 print("[demo]   " + "  ".join(show(k, k.replace("_", " ")) for k in ("auroc", "auprc", "accuracy", "sensitivity", "specificity")))
+point, cal = m.get("operating_point") or {}, m.get("calibration") or {}
+if "threshold" in point:
+    iv = lambda c: f"{c['value']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+    print(f"[demo] operating point chosen on {point['chosen_on_cases']} validation cases ({point['rule']}): threshold "
+          f"{point['threshold']:.3f} -> test sensitivity {iv(point['sensitivity'])}, specificity {iv(point['specificity'])}")
+if "temperature" in cal:
+    t = cal["test"]
+    print(f"[demo] calibration: temperature {cal['temperature']:.2f} (fitted on validation); test ECE "
+          f"{t['raw']['ece']['value']:.3f} raw, {t['temperature_scaled']['ece']['value']:.3f} scaled")
 print("[demo] per-case predictions:", sys.argv[1].replace("metrics.json", "predictions.csv"))
 PY
 echo "[demo] times: data $((t_data - start)) s, training $((t_train - t_data)) s, evaluation $((t_eval - t_train)) s"

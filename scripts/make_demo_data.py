@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Write the semi-synthetic chest CT / X-ray demo data set (NIfTI + DICOM, BIMCV layout, datalists).
+"""Write the semi-synthetic chest CT / X-ray demo data set (NIfTI + DICOM, BIMCV layout, datalists), and beside it in
+``<output_dir>/multilabel`` the small multi-label X-ray set (CheXpert layout: Opacity, Effusion, Cardiomegaly with
+uncertain labels; ``datalist_multilabel.json``) that ``configs/multi_label.json`` trains on.
 
 Example:
     python scripts/make_demo_data.py --output_dir data/demo
@@ -12,8 +14,10 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from medtl_monai.synthetic import make_demo_dataset
+from medtl_monai.synthetic.multilabel import make_multilabel_demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--formats", nargs="+", default=["nifti", "dicom"], choices=["nifti", "dicom"])
     parser.add_argument("--modalities", nargs="+", default=["ct", "xray"], choices=["ct", "xray"])
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
+    parser.add_argument("--multilabel_images", "--multilabel-images", type=int, default=96,
+                        help="radiographs of the multi-label set in <output_dir>/multilabel (default 96; 0: none)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing demo data set in --output_dir")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -35,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"to {summary['root']} in {time.perf_counter() - start:.1f} s")
     for name, path in summary["datalists"].items():
         print(f"  {name}: {path}")
+    if args.multilabel_images > 0:
+        multi = make_multilabel_demo(Path(args.output_dir) / "multilabel", n_images=args.multilabel_images,
+                                     seed=args.seed, overwrite=args.overwrite)
+        counts = ", ".join(f"{name} {c['positive']}+/{c['uncertain']}?" for name, c in multi["counts"].items())
+        print(f"wrote {multi['n_images']} multi-label radiographs of {multi['n_patients']} patients ({counts})")
+        print(f"  datalist_multilabel: {multi['datalist']}")
     return 0
 
 

@@ -20,9 +20,6 @@ from medtl_monai.bundle import resolve_run
 #: seconds allowed for building an integration environment from nothing (measured: 2.5 min deploy, 5 min label,
 #: 50 s tracking)
 ENV_BUILD_TIMEOUT = 1800
-#: kinds whose build installs nothing into the project's build folders (no editable install): built in a thread of
-#: their own, beside the others, instead of waiting for them
-INDEPENDENT_BUILDS = frozenset({"tracking"})
 
 # pip's words when the registry cannot give a package: the only build failures that skip instead of fail
 _UNAVAILABLE = re.compile(
@@ -45,11 +42,9 @@ def _run_build(kind: str) -> tuple[int, str]:
 
 
 def start_integration_builds(kinds: set[str]) -> None:
-    """Build the environments of ``kinds`` one after the other in a background thread, so that the builds (pip
-    downloads and unpacking: network and disk, little CPU) overlap with the tests that run before the integration
-    tests; :func:`integration_python` waits for its kind. One at a time: two editable installs of the project at once
-    would share its build folders. A kind of :data:`INDEPENDENT_BUILDS` (no editable install) builds in a thread of
-    its own."""
+    """Build the environments of ``kinds`` one after the other in a background thread, so that the builds (overlays
+    of the main ``.venv``: tens of seconds of pip each) overlap with the tests that run before the integration tests;
+    :func:`integration_python` waits for its kind. One pip at a time leaves a core to the tests."""
     todo = [kind for kind in sorted(kinds) if kind not in _BUILDS]
     for kind in todo:
         _BUILDS[kind] = (threading.Event(), [None, ""])
@@ -60,9 +55,8 @@ def start_integration_builds(kinds: set[str]) -> None:
             result[:] = _run_build(kind)
             event.set()
 
-    queues = [[kind for kind in todo if kind not in INDEPENDENT_BUILDS], *[[k] for k in todo if k in INDEPENDENT_BUILDS]]
-    for queue in filter(None, queues):
-        threading.Thread(target=build_all, args=(queue,), name=f"integration-env-builds-{queue[0]}", daemon=True).start()
+    if todo:
+        threading.Thread(target=build_all, args=(todo,), name="integration-env-builds", daemon=True).start()
 
 
 def _build(kind: str) -> tuple[int, str]:

@@ -29,7 +29,13 @@ from _bundle_utils import (
 )
 from medtl_monai.bundle import BundleModel, read_model_card, run_names
 from medtl_monai.data import MissingDataError
-from medtl_monai.evaluation import classification_summary
+from medtl_monai.evaluation import (
+    choose_threshold,
+    classification_summary,
+    fit_temperature,
+    logits_from_probabilities,
+    read_prediction_table,
+)
 from medtl_monai.networks import TransferClassifier
 
 NAME = "bimcv_truncated"
@@ -123,6 +129,15 @@ def test_evaluation_takes_the_trained_settings_from_the_card_and_agrees_with_the
         assert ci[key]["ci_low"] <= ci[key]["value"] <= ci[key]["ci_high"], key
         assert "cluster bootstrap" in ci[key]["method"] and ci[key]["confidence"] == 0.95
     assert ci["auroc"]["value"] == pytest.approx(metrics["auroc"], nan_ok=True)
+    # the validation split is predicted first; the threshold and the temperature are chosen on it alone
+    validation = read_prediction_table(bundle / "eval" / "validation" / "predictions.csv")
+    val_items = json.loads((tiny_demo / "datalist.json").read_text())["validation"]
+    assert sorted(validation.ids) == sorted(item["id"] for item in val_items)
+    point = metrics["operating_point"]
+    assert point["threshold"] == pytest.approx(choose_threshold(validation.labels, validation.probs[:, 1]).threshold)
+    assert point["chosen_on_cases"] == len(val_items) and point["n_cases"] == len(test_items)
+    assert metrics["calibration"]["temperature"] == pytest.approx(
+        fit_temperature(logits_from_probabilities(validation.probs), validation.labels))
 
 
 def test_inference_on_a_folder_of_dicom_series_needs_no_training_overrides(trained, tiny_demo, tmp_path):

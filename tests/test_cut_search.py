@@ -225,3 +225,83 @@ def test_find_cut_cli_scores_training_folds_and_prints_the_bundle_option(tiny_de
     assert report["method"] == "probe" and str(report["recommended"]) == last.split()[1]
     assert all(s["n"] == 2 for s in report["scores"]) and [s["level"] for s in report["scores"]][:4] == ["block"] * 4
     assert "probes" in out and "| SE |" in out and "validation and test splits are not read" in out
+
+
+def test_a_job_array_runs_one_short_finetune_per_task_level_by_level_then_collect_prints_the_table(
+        tiny_demo, tmp_path, monkeypatch, capsys, quiet_random_init):
+    """--write_slurm plans the block level (one command per cut and fold), each command runs one finetune, the same
+    command then plans the layer level around the best block, and --collect builds the search's result from the files:
+    the same result as the search run here in one go. A stopped search resumes; another search's folder is refused."""
+    import importlib.util
+    import shlex
+    import sys
+
+    calls = []
+
+    block_means = {"layer1": 0.6, "layer2": 0.8, "layer3": 0.7, "layer4": 0.65}
+
+    def fake_finetune(network, train, held_out, **kwargs):  # a score that depends on the cut and the fold only
+        calls.append((network.cut, kwargs["seed"]))
+        return block_means.get(network.cut, 0.7 + 0.01 * float(network.cut == 3)) + 0.01 * kwargs["seed"], 0.5
+
+    monkeypatch.setattr(cut_search, "finetune_cut", fake_finetune)
+    spec = importlib.util.spec_from_file_location("find_cut", REPO / "scripts" / "find_cut.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report, script = tmp_path / "report", tmp_path / "array" / "cut.sbatch"
+    args = ["--config_file", f"['{XRAY[0]}','{XRAY[1]}']", "--dataset_dir", str(tiny_demo), "--image_size", "32",
+            "--arch", "resnet18", "--report_dir", str(report), "--folds", "2", "--epochs", "1"]
+
+    def array() -> list[list[str]]:
+        assert module.main([*args, "--write_slurm", str(script), "--workers", "4"]) == 0
+        return [shlex.split(line) for line in (script.parent / "runs.txt").read_text().splitlines()]
+
+    block = array()
+    assert [c[-1] for c in block] == [f"block:{i}" for i in range(8)] and not calls  # 4 cuts x 2 folds, none run
+    assert "#SBATCH --array=0-7" in script.read_text() and (report / "runs" / "prepared.pt").is_file()
+    assert all(c[:2] == [sys.executable, str(REPO / "scripts" / "find_cut.py")] and "--workers" not in c for c in block)
+    for command in block:
+        assert module.main(command[2:]) == 0
+    assert len(calls) == 8 and len(list((report / "runs").glob("block_*/fold*.json"))) == 8
+    with pytest.raises(FileNotFoundError, match="of the layer level are not done"):
+        module.main([*args, "--collect"])
+    layer = array()
+    assert layer and all(c[-1].startswith("layer:") for c in layer) and f"--array=0-{len(layer) - 1}" in script.read_text()
+    for command in layer:
+        assert module.main(command[2:]) == 0
+    trained = len(calls)
+    capsys.readouterr()
+    assert module.main([*args, "--collect"]) == 0 and len(calls) == trained  # collecting trains nothing
+    collected = json.loads((report / "cut_search.json").read_text())
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"--cut {collected['recommended']}"
+    assert collected["recommended"] == "layer2" and "95% CI (t, folds)" in (report / "cut_search.md").read_text()
+    (report / "runs" / "block_layer2" / "fold1.json").unlink()  # as if the search had stopped before this finetune
+    calls.clear()
+    overrides = {"dataset_dir": str(tiny_demo), "image_size": 32, "arch": "resnet18"}
+    resumed = run_cut_search(XRAY, overrides, folds=2, epochs=1, output_dir=report)  # one go, here: the same search
+    assert calls == [("layer2", 1)]
+    assert [s.fold_auroc for s in resumed.scores] == [s["fold_auroc"] for s in collected["scores"]]
+    with pytest.raises(ValueError, match="another search.*epochs: 1 -> 2"):
+        run_cut_search(XRAY, overrides, folds=2, epochs=2, output_dir=report)
+
+
+def test_a_fold_task_scores_the_same_in_a_worker_as_in_the_search_whatever_ran_before(tmp_path, quiet_random_init):
+    from medtl_monai.bundle import load_config
+    from medtl_monai.experiments.cut_search import FoldRun, _FoldTask, _run_fold_task, finetune_fold
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(12) % 2
+    x = torch.randn(12, 3, 32, 32, generator=g) + 1.0 * y.view(-1, 1, 1, 1)
+    fold_of = (torch.arange(12) // 2) % 2  # both classes in each fold
+    torch.save({"images": x, "labels": y, "fold_of": fold_of, "ids": []}, tmp_path / "prepared.pt")
+    overrides = {"arch": "resnet18", "image_size": 32, "distributed": False, "channels_last": False}
+    finetune = {"strategy": "truncated", "strategy_options": {}, "epochs": 1, "lr": 1e-3, "batch_size": 4}
+    run = FoldRun(0, "block", "layer1", 2, 1, 0)
+    torch.manual_seed(run.seed)
+    candidate = load_config(None, XRAY, {**overrides, "cut": "layer1"}).get_parsed_content("network")
+    here = finetune_fold(candidate, (x, y, fold_of.numpy()), run, **finetune)
+    torch.rand(100)  # whatever the process did before, the task seeds itself
+    task = _FoldTask(run, tuple(XRAY), overrides, finetune, str(tmp_path / "prepared.pt"), str(tmp_path / "f.json"), "cpu")
+    there = _run_fold_task(task, None)
+    assert there[:2] == pytest.approx(here[:2], abs=1e-6)
+    assert json.loads((tmp_path / "f.json").read_text())["auroc"] == pytest.approx(here[0], abs=1e-6)

@@ -21,7 +21,7 @@ from monai.transforms import Compose
 
 from _bundle_utils import REPO, copy_bundle, save_untrained_model
 from medtl_monai.data import load_split
-from medtl_monai.evaluation import classification_summary
+from medtl_monai.evaluation import bootstrap_ci, classification_summary, patient_groups, post_hoc_metrics
 from medtl_monai.explain._plots import roc_points
 from medtl_monai.explain.report import PredictionsMismatchError, error_report, read_predictions
 from medtl_monai.io import MedicalImageReader
@@ -116,7 +116,11 @@ def test_report_metrics_match_the_evaluation_summary(report):
     probs, labels = np.array([r.probs for r in rows]), np.array([r.label for r in rows])
     summary = classification_summary(probs, labels)
     html = report["html"].read_text()
-    assert f"<td>{summary['auroc']:.3f}</td>" in html and f"<td>{summary['auprc']:.3f}</td>" in html
+    groups = patient_groups([r.id for r in rows], report["items"])  # None: the DICOM case names no patient
+    for key in ("auroc", "auprc", "sensitivity"):  # each metric with its 95% CI
+        value, low, high = bootstrap_ci(labels, probs, key, n_resamples=1000, groups=groups)
+        assert value == pytest.approx(summary[key])
+        assert f"<td>{value:.3f} [{low:.3f}, {high:.3f}]</td>" in html, key
     fpr, tpr = roc_points(probs[:, 1], labels == 1)
     assert np.trapezoid(tpr, fpr) == pytest.approx(summary["auroc"])
     assert names == list(CLASSES)
@@ -124,6 +128,34 @@ def test_report_metrics_match_the_evaluation_summary(report):
     strict = {r.id: r for r in read_predictions(report["predictions"], threshold=0.95)[0]}
     assert all(strict[r.id].prediction == int(r.probs[1] >= 0.95) for r in rows)  # the threshold decides, not the CSV
     assert {i for i, r in strict.items() if not r.correct} != {i for i, _ in report["wrong"]}
+
+
+def test_report_shows_the_operating_point_and_temperature_chosen_on_validation(tmp_path):
+    """With the validation split's predictions beside the test ones, the page shows the threshold and temperature
+    chosen there (the same numbers as post_hoc_metrics) and the calibration plot gains the scaled curve."""
+    rng = np.random.default_rng(0)
+
+    def write(path, prefix, n):
+        labels = rng.integers(0, 2, n)
+        p = 1 / (1 + np.exp(-4 * (labels - 0.5 + rng.normal(0, 0.8, n))))  # over-confident
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "label", "prob_negative", "prob_positive", "prediction"])
+            for i in range(n):
+                writer.writerow([f"{prefix}{i}", CLASSES[labels[i]], f"{1 - p[i]:.6f}", f"{p[i]:.6f}", ""])
+
+    write(tmp_path / "val.csv", "v", 60)
+    write(tmp_path / "test.csv", "t", 40)
+    html = error_report(tmp_path / "test.csv", tmp_path / "out", validation_predictions=tmp_path / "val.csv",
+                        n_resamples=200).read_text()
+    expected = post_hoc_metrics(tmp_path / "val.csv", tmp_path / "test.csv", n_resamples=200)
+    point, calibration = expected["operating_point"], expected["calibration"]
+    assert 'id="validation"' in html and f"<td>{point['threshold']:.4f}</td>" in html
+    sensitivity = point["sensitivity"]
+    assert f"<td>{sensitivity['value']:.3f} [{sensitivity['ci_low']:.3f}, {sensitivity['ci_high']:.3f}]</td>" in html
+    assert f"<td>{calibration['temperature']:.3f}</td>" in html and calibration["temperature"] > 1
+    without = error_report(tmp_path / "test.csv", tmp_path / "plain", n_resamples=200).read_text()
+    assert 'id="validation"' not in without
 
 
 def test_no_patient_identity_from_dicom_headers_in_any_report_file(report):

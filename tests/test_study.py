@@ -78,6 +78,8 @@ def test_study_trains_each_strategy_on_three_splits_and_writes_the_paper_table(s
         run = truncated.runs[k]
         chosen_by = float("nan") if last["best_metric"] is None else last["best_metric"]  # NaN: one class in validation
         assert run.best_epoch == last["best_epoch"] and run.val_auroc == pytest.approx(chosen_by, nan_ok=True)
+        times = json.loads((run_dir / "logs" / "epoch_times.json").read_text())  # the bundle's EpochTimeBreakdown
+        assert len(times["epochs"]) == 1 and times["epochs"][0]["step_s"] > 0 and times["epochs"][0]["validation_s"] > 0
 
 
 def test_cli_reuses_finished_runs_and_writes_its_benchmark_section(study, tiny_demo, tmp_path, capsys):
@@ -162,3 +164,79 @@ def test_study_table_falls_back_to_the_first_strategy_and_says_so(tmp_path):
     assert result.reference == "linear" and "`full` was not part of this study" in result.markdown()
     assert result.comparisons["truncated"].p_values == [pytest.approx(float("nan"), nan_ok=True)] * 2  # no predictions
     assert "No DeLong test for: truncated" in result.markdown()
+
+
+def _outcomes(runs) -> list[tuple]:
+    """What a run found (its metrics and chosen epoch), without its wall times; NaN as a string, to compare."""
+    return [tuple("nan" if isinstance(v, float) and math.isnan(v) else v
+                  for v in (r.strategy, r.split, r.auroc, r.auprc, r.best_epoch, r.epochs, r.val_auroc)) for r in runs]
+
+
+def _test_probabilities(run_dir: Path) -> np.ndarray:
+    with open(run_dir / "eval" / "predictions.csv") as f:
+        return np.array([float(row["prob_positive"]) for row in csv.DictReader(f) if row["status"] == "ok"])
+
+
+def test_a_study_on_two_worker_processes_gives_the_same_runs_as_one_after_another(study, tiny_demo, tmp_path):
+    """Each run seeds itself, so two spawned workers (one thread each) train the runs of the sequential study again."""
+    sequential, _ = study
+    result = run_study([CONFIGS / "train.json", CONFIGS / "xray.json"], CONFIGS / "evaluate.json",
+                       datalist=tiny_demo / "datalist_xray.json", output_dir=tmp_path, strategies=["linear", "truncated"],
+                       seeds=(0,), overrides=TINY, repeats=1, workers=2)
+    expected = [run for r in sequential.rows for run in r.runs if run.split == 0]
+    got = [run for r in result.rows for run in r.runs]
+    assert _outcomes(got) == _outcomes(expected)
+    for strategy in ("linear", "truncated"):  # the same trained networks: the same test probabilities
+        np.testing.assert_allclose(_test_probabilities(run_folder(tmp_path, strategy, 0)),
+                                   _test_probabilities(run_folder(study[1], strategy, 0)), rtol=0, atol=1e-5)
+    assert result.settings["workers"] == 2 and (tmp_path / "study.md").is_file()
+
+
+def test_a_half_finished_study_trains_only_its_missing_runs(study, tiny_demo, tmp_path):
+    """A study folder with one run finished and one whose record was cut short: the finished run is kept, the other is
+    trained (a run that never started is the same case without the file)."""
+    import shutil
+
+    _, out = study
+    shutil.copytree(run_folder(out, "linear", 0), run_folder(tmp_path, "linear", 0))  # its own config names its datalist
+    kept, broken = (run_folder(tmp_path, "linear", k) / "run.json" for k in range(2))
+    stamp = kept.stat().st_mtime_ns
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"strategy": "linear", "split": 1')  # a record cut short counts as not finished
+    lines = []
+    result = run_study([CONFIGS / "train.json", CONFIGS / "xray.json"], CONFIGS / "evaluate.json",
+                       datalist=tiny_demo / "datalist_xray.json", output_dir=tmp_path, strategies=["linear"],
+                       seeds=(0, 1), overrides=TINY, repeats=1, progress=lines.append)
+    assert lines[0].startswith("1 of 2 runs are finished") and len(lines) == 2  # the note, then the trained run
+    assert kept.stat().st_mtime_ns == stamp and json.loads(broken.read_text())["auroc"] is not None
+    assert [run.split for run in result.rows[0].runs] == [0, 1]
+
+
+def test_write_slurm_lists_one_runnable_command_per_run_and_collect_builds_the_table(tiny_demo, tmp_path, capsys):
+    import shlex
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("compare_strategies", REPO / "scripts" / "compare_strategies.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    study_dir, script = tmp_path / "study", tmp_path / "array" / "study.sbatch"
+    args = ["--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'xray.json'}']", "--datalist",
+            str(tiny_demo / "datalist_xray.json"), "--study_dir", str(study_dir), "--strategies", "linear", "truncated",
+            "--seeds", "0", "--repeats", "1", *(a for k, v in TINY.items() for a in (f"--{k}", str(v)))]
+    assert module.main([*args, "--write_slurm", str(script), "--workers", "3", "--sbatch=--gres=gpu:1"]) == 0
+    commands = [shlex.split(line) for line in (script.parent / "runs.txt").read_text().splitlines()]
+    assert len(commands) == 2 and not list(study_dir.glob("runs/*/*/run.json"))  # nothing trained yet
+    text = script.read_text()
+    assert "#SBATCH --array=0-1" in text and "#SBATCH --gres=gpu:1" in text and "SLURM_ARRAY_TASK_ID + 1" in text
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    for index, command in enumerate(commands):
+        assert command[:2] == [sys.executable, str(REPO / "scripts" / "compare_strategies.py")]
+        assert command[-2:] == ["--only", str(index)] and "--workers" not in command and "--write_slurm" not in command
+    with pytest.raises(FileNotFoundError, match="--only 0 .linear split 0"):
+        module.main([*args, "--collect"])
+    for command in commands:  # what task i of the array runs (in this process: the same main, the same arguments)
+        assert module.main(command[2:]) == 0
+    assert len(list(study_dir.glob("runs/*/*/run.json"))) == 2
+    assert module.main([*args, "--collect"]) == 0
+    assert "| truncated |" in (study_dir / "study.md").read_text() and "| linear |" in capsys.readouterr().out

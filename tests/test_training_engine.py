@@ -3,9 +3,11 @@ handlers each process of a distributed run keeps, and option switches as the com
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from monai.handlers import StatsHandler
 
 from medtl_monai.networks import TransferClassifier, init_from_run, read_checkpoint, read_state_dict, unwrap
@@ -13,6 +15,7 @@ from medtl_monai.training import (
     ProgressBarHandler,
     StopOnLowLR,
     TrainableStagesLogger,
+    TrainingCheckpointer,
     atomic_torch_save,
     atomic_write_text,
     class_weights,
@@ -110,3 +113,56 @@ def test_switch_words_that_mean_nothing_are_errors():
                                          ("/data/x.json", "/data/x.json")])
 def test_command_line_values_parse_as_json_then_python_then_text(text, value):
     assert parse_value(text) == value
+
+
+def _checkpointed_training(ckpt_dir, aurocs: dict[int, float], max_epochs: int, last_every: int, stop_after=None):
+    """A tiny training whose validation AUROC of epoch e is ``aurocs[e]``; ``stop_after``: die after that epoch's
+    checkpoint handler, as a kill would. Returns the checkpointer and the epochs whose last state was on disk."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    trainer = Engine(lambda e, b: (optimizer.zero_grad(), net(torch.ones(1, 3)).sum().backward(), optimizer.step()))
+    evaluator = Engine(lambda e, b: None)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.state.metrics.update(val_auroc=aurocs[e.state.epoch]))
+    checkpointer = TrainingCheckpointer(ckpt_dir, net, optimizer, evaluator, config_hash="abc", last_every=last_every)
+    checkpointer.attach(trainer)
+    on_disk = []
+
+    def after(engine):
+        last = ckpt_dir / "checkpoint_last.pt"
+        on_disk.append(torch.load(last, weights_only=True)["epoch"] if last.is_file() else None)
+        if engine.state.epoch == stop_after:
+            raise KeyboardInterrupt  # the process dies here: no COMPLETED, no final files
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, after)
+    try:
+        trainer.run([0], max_epochs=max_epochs)
+    except KeyboardInterrupt:
+        pass
+    return checkpointer, on_disk
+
+
+def test_the_last_state_is_written_every_n_epochs_and_when_training_ends(tmp_path):
+    checkpointer, on_disk = _checkpointed_training(tmp_path, {1: 0.5, 2: 0.6, 3: 0.55, 4: 0.7, 5: 0.65}, 5, last_every=2)
+    assert on_disk == [None, 2, 2, 4, 4]
+    assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["epoch"] == 5  # the end of training
+    assert (checkpointer.best_metric, checkpointer.best_epoch) == (0.7, 4)
+    with pytest.raises(ValueError, match="last_every=0"):
+        TrainingCheckpointer(tmp_path, torch.nn.Linear(1, 1), None, last_every=0)
+
+
+def test_a_resumed_run_keeps_the_best_model_written_after_its_last_state(tmp_path):
+    """Killed after epoch 3, whose model was the best so far but whose last state was not written (every 2 epochs):
+    the run resumes from epoch 2 and retrains epoch 3; the best model on disk stays the best, and is replaced only by
+    a better epoch."""
+    _, on_disk = _checkpointed_training(tmp_path, {1: 0.5, 2: 0.6, 3: 0.9}, 4, last_every=2, stop_after=3)
+    assert on_disk == [None, 2, 2]
+    best = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / ".checkpoint_last.pt.tmp999").write_bytes(b"a writer killed mid-write")
+    checkpointer, on_disk = _checkpointed_training(tmp_path, {3: 0.8, 4: 0.85}, 4, last_every=2)
+    assert not list(tmp_path.glob(".*tmp*"))  # what a killed writer left is cleared on resume
+    assert (checkpointer.best_metric, checkpointer.best_epoch) == (0.9, 3) and on_disk == [2, 4]
+    assert (tmp_path / "model.pt").read_bytes() == best  # 0.8 and 0.85 do not beat the kept 0.9
+    assert json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] == 3
+    checkpointer, _ = _checkpointed_training(tmp_path, {5: 0.95}, 5, last_every=2)
+    assert (checkpointer.best_metric, checkpointer.best_epoch) == (0.95, 5) and (tmp_path / "model.pt").read_bytes() != best

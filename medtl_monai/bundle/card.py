@@ -31,6 +31,7 @@ import torch.nn as nn
 from ..data import default_input_kinds
 from ..networks import CHECKPOINT_WEIGHTS, TransferClassifier
 from ..transforms import Preprocessing
+from ..utils import as_bool
 from .config import load_config
 
 __all__ = ["CARD_NAME", "ModelCard", "card_input_kinds", "card_network", "card_preprocessing", "make_model_card",
@@ -61,6 +62,11 @@ class ModelCard:
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the outputs are independent per-class probabilities (sigmoid) rather than one softmax."""
+        return bool(self.extra.get("multi_label", False))
+
     def to_dict(self) -> dict[str, Any]:
         """The card as the JSON document saved beside the weights."""
         return {"format": _FORMAT, "version": _VERSION, "network": self.network, "preprocessing": self.preprocessing,
@@ -84,13 +90,16 @@ class ModelCard:
         return cls(dict(doc["network"]), dict(doc["preprocessing"]), [str(c) for c in doc["class_names"]], str(path), extra)
 
 
-def make_model_card(network: nn.Module, preprocessing: Preprocessing, class_names: Sequence[str]) -> dict[str, Any]:
+def make_model_card(network: nn.Module, preprocessing: Preprocessing, class_names: Sequence[str],
+                    multi_label: bool | str = False) -> dict[str, Any]:
     """The card of a model being trained, as the JSON-ready dict the checkpointer saves beside ``model.pt``.
 
     Args:
         network: the ``TransferClassifier`` (``network_def``).
         preprocessing: its :class:`~medtl_monai.transforms.Preprocessing` (``preprocessing_transforms``).
         class_names: the classes, in output order.
+        multi_label: whether the model is trained multi-label (sigmoid per class; ``configs/multi_label.json``), so
+            that inference, MONAI Deploy and MONAI Label apply a sigmoid instead of a softmax.
 
     Raises:
         TypeError: a network or preprocessing that cannot describe itself.
@@ -103,7 +112,8 @@ def make_model_card(network: nn.Module, preprocessing: Preprocessing, class_name
     if len(class_names) != int(network.config["num_classes"]):
         raise ValueError(f"{len(class_names)} class names {list(class_names)} for a network with "
                          f"{network.config['num_classes']} outputs.")
-    return ModelCard(dict(network.config), preprocessing.config, [str(c) for c in class_names]).to_dict()
+    extra = {"multi_label": True, "output": "sigmoid"} if as_bool(multi_label) else {}
+    return ModelCard(dict(network.config), preprocessing.config, [str(c) for c in class_names], extra=extra).to_dict()
 
 
 def read_model_card(ckpt_dir: str | os.PathLike, bundle_root: str | os.PathLike | None = None,
@@ -128,9 +138,10 @@ def read_model_card(ckpt_dir: str | os.PathLike, bundle_root: str | os.PathLike 
     root = Path(bundle_root) if bundle_root is not None else Path(ckpt_dir).resolve().parent
     parser = load_config(root, train_config, {"weights": CHECKPOINT_WEIGHTS})
     card = make_model_card(parser.get_parsed_content("network_def"), parser.get_parsed_content("preprocessing_transforms"),
-                           parser.get_parsed_content("class_names"))
+                           parser.get_parsed_content("class_names"), multi_label=parser.get("multi_label", False))
     logger.info("no %s in %s: using the defaults of %s", CARD_NAME, ckpt_dir, root / "configs" / train_config)
-    return ModelCard(card["network"], card["preprocessing"], card["class_names"], f"defaults of {train_config}")
+    extra = {k: v for k, v in card.items() if k not in ("format", "version", "network", "preprocessing", "class_names")}
+    return ModelCard(card["network"], card["preprocessing"], card["class_names"], f"defaults of {train_config}", extra)
 
 
 def card_network(card: ModelCard) -> TransferClassifier:

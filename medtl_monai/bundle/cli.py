@@ -15,7 +15,7 @@ from typing import Any
 
 from ..utils import parse_value
 
-__all__ = ["add_config_argument", "parse_config_files", "parse_overrides", "parse_args_and_overrides"]
+__all__ = ["add_config_argument", "parse_args_and_overrides", "parse_config_files", "parse_overrides"]
 
 
 def parse_config_files(text: str | Sequence[str]) -> list[str]:

@@ -64,7 +64,8 @@ class BundleModel:
         network: the network with the trained weights, in eval mode.
         load_transforms: the config's ``LoadImaged`` (for items holding paths).
         preprocessing: every other preprocessing transform (for images already loaded).
-        postprocessing: the config's postprocessing (softmax).
+        postprocessing: the config's postprocessing (softmax; sigmoid for a multi-label model's card).
+        multi_label: whether the model's card says multi-label (per-class sigmoid probabilities).
 
     Raises:
         FileNotFoundError: the bundle, the run or the model file does not exist.
@@ -107,6 +108,7 @@ class BundleModel:
         self.preprocessing = Compose([t for t in transforms if not isinstance(t, LoadImaged)])
         self.load_transforms = Compose([t for t in transforms if isinstance(t, LoadImaged)])
         self.postprocessing = self.parser.get_parsed_content("postprocessing")
+        self.multi_label = bool(self.parser.get_parsed_content("model_card").multi_label)
         self.network = self._load_network()
 
     def _models_dir(self, model_file: Path | None, run: str | os.PathLike | None) -> Path:
@@ -166,16 +168,20 @@ class BundleModel:
             rows.append(torch.as_tensor(out).detach().float().cpu().reshape(-1).numpy())
         return np.stack(rows)
 
-    def result(self, probabilities: np.ndarray | Sequence[float]) -> dict[str, Any]:
-        """A JSON-ready result for one case: class names, probabilities by class, the chosen (argmax) label."""
+    def result(self, probabilities: np.ndarray | Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
+        """A JSON-ready result for one case: class names, probabilities by class, the chosen (argmax) label; for a
+        multi-label model (sigmoid per class) also ``labels``, the classes whose probability is ``>= threshold``."""
         probs = [float(p) for p in np.asarray(probabilities, dtype=np.float64).reshape(-1)]
         index = int(np.argmax(probs))
-        return {
+        result = {
             "class_names": list(self.class_names),
             "probabilities": dict(zip(self.class_names, probs, strict=True)),
             "label": self.class_names[index],
             "label_index": index,
         }
+        if self.multi_label:
+            result["labels"] = [name for name, p in zip(self.class_names, probs) if p >= threshold]
+        return result
 
     def __call__(self, image: torch.Tensor | np.ndarray | str | os.PathLike) -> dict[str, Any]:
         """Classify one image (see :meth:`preprocess`) and return :meth:`result`."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..data import MissingDataError
 
-__all__ = ["bundle_root", "bundle_dir_of", "require_file"]
+__all__ = ["bundle_dir_of", "bundle_root", "require_file"]
 
 
 def bundle_dir_of(config_path: str | os.PathLike) -> Path:

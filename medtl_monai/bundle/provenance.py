@@ -24,6 +24,7 @@ import torch
 
 from ..data import SPLIT_KEYS
 from ..networks import CHECKPOINT_WEIGHTS, FAMILIES
+from ..networks.sources import describe_weights, parse_weights_spec
 from ..training import atomic_write_text
 
 __all__ = [
@@ -146,8 +147,9 @@ def weights_kind(weights: str | os.PathLike | None, init_from: str | os.PathLike
     Returns:
         ``"previous_run"`` (``init_from`` given), ``"random"`` (no weights), ``"imagenet"`` (``"imagenet"`` or a
         file with torchvision's official name), ``"proxy"`` (a file with a proxy-pretraining sidecar
-        ``<file>.json``, or "proxy" in its name), ``"checkpoint"`` (trained weights loaded afterwards) or ``"file"``
-        (any other weights file).
+        ``<file>.json``, or "proxy" in its name), ``"checkpoint"`` (trained weights loaded afterwards), ``"hub"``
+        (a named source or hub name of the ``weights=`` grammar, found by the network: ``"medicalnet"``,
+        ``"timm/..."``) or ``"file"`` (any other weights file).
     """
     if init_from not in (None, ""):
         return "previous_run"
@@ -158,28 +160,50 @@ def weights_kind(weights: str | os.PathLike | None, init_from: str | os.PathLike
         return "imagenet"
     if text.lower() == CHECKPOINT_WEIGHTS:
         return "checkpoint"
+    try:
+        if parse_weights_spec(text).kind != "file":
+            return "hub"
+    except ValueError:
+        pass
     sidecar = Path(text).with_name(Path(text).name + ".json")
     if "proxy" in Path(text).name.lower() or (sidecar.is_file() and "proxy" in sidecar.read_text().lower()):
         return "proxy"
     return "file"
 
 
-def weights_record(weights: str | os.PathLike | None, init_from: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Path, SHA-256 and kind (:func:`weights_kind`) of a run's starting weights.
+def _weights_file(setting: str) -> Path | None:
+    """The local file a ``weights`` setting names directly (a path, or ``<layout>:<path>``), if it exists."""
+    try:
+        source = parse_weights_spec(setting)
+    except ValueError:
+        return None
+    path = source.path if source.kind == "file" else None
+    return path.expanduser().resolve() if path is not None and path.is_file() else None
 
-    The path is ``init_from`` when given, else ``weights`` when it is a file (``"imagenet"`` is looked up in the
-    torch hub cache); the SHA-256 is ``None`` when there is no file.
+
+def weights_record(weights: str | os.PathLike | None, init_from: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Path, SHA-256, kind (:func:`weights_kind`) and source of a run's starting weights.
+
+    The path is ``init_from`` when given, else the file ``weights`` names when it names one (a path, or
+    ``<layout>:<path>``; ``"imagenet"`` and hub names are looked up by the network, which records the path it read);
+    the SHA-256 is ``None`` when there is no file. ``source_layout``, ``source_domain`` and ``source_licence`` say
+    what the pretrained weights are (:func:`~medtl_monai.networks.sources.describe_weights`; ``None`` for random
+    initialisation and for ``init_from``, whose own run records them).
     """
     kind = weights_kind(weights, init_from)
     source = init_from if kind == "previous_run" else weights
     path: Path | None = None
-    if kind == "imagenet" and str(source).strip().lower() == "imagenet":
-        path = None  # the file depends on the architecture; the network records the path it read
-    elif source not in (None, "") and kind != "checkpoint" and Path(str(source)).expanduser().is_file():
+    if kind == "previous_run" and Path(str(source)).expanduser().is_file():
         path = Path(str(source)).expanduser().resolve()
+    elif source not in (None, "") and kind not in ("checkpoint", "previous_run"):
+        path = _weights_file(str(source))
+    described = describe_weights(None if kind in ("previous_run", "random") else weights)
+    if kind == "proxy":
+        described.update(source_domain="proxy-domain pretraining of this project (see the file's .json sidecar)",
+                         source_licence="this project's own weights")
     return {"setting": None if source is None else str(source), "kind": kind,
             "path": None if path is None else str(path),
-            "sha256": None if path is None else file_sha256(path)}
+            "sha256": None if path is None else file_sha256(path), **described}
 
 
 def datalist_record(datalist: str | os.PathLike | None) -> dict[str, Any] | None:

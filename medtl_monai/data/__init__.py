@@ -3,7 +3,16 @@ data check before training and the data fingerprint, and the cases of a folder f
 data generators (:mod:`medtl_monai.synthetic`).
 """
 
-from .builders import bimcv_items, csv_items, encode_label, folder_items, infer_class_names, read_table
+from .builders import (
+    bimcv_items,
+    chexpert_items,
+    chexpert_target,
+    csv_items,
+    encode_label,
+    folder_items,
+    infer_class_names,
+    read_table,
+)
 from .cases import INPUT_KINDS, default_input_kinds, folder_cases
 from .check import DataCheckError, DataCheckReport, check_before_training, check_datalist
 from .datalist import SPLIT_KEYS, MissingDataError, load_split, read_class_names, write_datalist
@@ -27,6 +36,8 @@ __all__ = [
     "check_before_training",
     "check_datalist",
     "check_no_leakage",
+    "chexpert_items",
+    "chexpert_target",
     "csv_items",
     "default_input_kinds",
     "encode_label",

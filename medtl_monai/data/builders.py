@@ -1,6 +1,6 @@
 """Turn a data set's own layout into datalist items (``{"id", "image", "label", "patient_id"}``).
 
-Three source layouts are understood:
+Four source layouts are understood:
 
 * ``bimcv``: the BIDS-like tree of BIMCV-COVID19+ (``sub-*/ses-*/mod-ct|mod-rx/sub-*_ses-*_..._ct|cr|dx.<ext>``
   plus JSON sidecars) with a labels table (TSV/CSV) keyed by subject and session, by an ``id`` such as
@@ -9,9 +9,13 @@ Three source layouts are understood:
   [,patient_id]``; the path of a case is ``root / pattern.format(id=...)`` with a few file extensions tried.
 * ``folders``: one sub-folder per class, ``root/<class>/**/<image>`` (the layout of most public X-ray sets); the
   patient id comes from a regular expression on the image's path, else from the file's stem.
+* ``chexpert``: a CheXpert-style table, one row per image with a ``Path`` column and one column per observation
+  holding ``1`` / ``0`` / ``-1`` (uncertain) / blank (not mentioned, read as 0); the patient id comes from a column or
+  from ``patientNNNNN`` in the path (:func:`chexpert_items`).
 
 Every item is ``{"id", "image", "label", "patient_id"}``; ``label`` is the class index, or a multi-hot list of 0/1
-for multi-label tasks. :func:`~medtl_monai.data.write_datalist` stores them as a datalist JSON.
+for multi-label tasks (``chexpert``: 1 / 0 / -1 per observation). :func:`~medtl_monai.data.write_datalist` stores
+them as a datalist JSON.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import Any
 
 from .cases import default_input_kinds, folder_cases
 
-__all__ = ["MODALITY_DIRS", "bimcv_items", "csv_items", "encode_label", "folder_items", "infer_class_names",
-           "read_table"]
+__all__ = ["CHEXPERT_META_COLUMNS", "MODALITY_DIRS", "bimcv_items", "chexpert_items", "chexpert_target", "csv_items",
+           "encode_label", "folder_items", "infer_class_names", "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -330,6 +334,112 @@ def csv_items(
         patient = row.get(patient_column, "") if has_patient else ""
         items.append({"id": case_id, "image": str(path), "label": label, "patient_id": patient or case_id})
     return items, list(class_names)
+
+
+#: CheXpert's columns that are not observations (kept out of the class list when none is given)
+CHEXPERT_META_COLUMNS: tuple[str, ...] = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
+
+#: a CheXpert cell and the target it encodes: blank (not mentioned) counts as absent, as in CheXpert's labeller
+_CHEXPERT_VALUES: dict[str, int] = {"": 0, "1": 1, "1.0": 1, "0": 0, "0.0": 0, "-1": -1, "-1.0": -1}
+
+
+def chexpert_target(value: str, *, where: str = "") -> int:
+    """The target of one observation cell of a CheXpert-style table: ``1`` present, ``0`` absent, ``-1`` uncertain;
+    a blank cell (not mentioned in the report) is ``0``, as in the CheXpert labeller's convention (Irvin et al.,
+    AAAI 2019). The uncertain value is kept for the training policy (``uncertain_policy`` of the multi-label bundle).
+
+    Args:
+        value: the cell (``"1.0"``, ``"0"``, ``"-1.0"``, ``""``...).
+        where: file, line and column, for the error message.
+
+    Returns:
+        1, 0 or -1.
+
+    Raises:
+        ValueError: any other value.
+    """
+    text = value.strip()
+    if text not in _CHEXPERT_VALUES:
+        raise ValueError(f"{where}: {value!r} is not a CheXpert label (1, 0, -1 or blank)")
+    return _CHEXPERT_VALUES[text]
+
+
+def chexpert_items(
+    root: str | PathLike,
+    labels: str | PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    path_column: str = "Path",
+    patient_column: str | None = None,
+    patient_regex: str = r"(patient\d+)",
+    on_missing: str = "error",
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """List the images of a CheXpert-style table: one row per image, a path column, one column per observation
+    holding ``1`` / ``0`` / ``-1`` (uncertain) / blank (not mentioned, read as 0; :func:`chexpert_target`).
+
+    Each item's ``label`` is the list of the observations' targets in ``classes`` order, ``-1`` kept. The image is
+    ``root / <path>`` (with the extensions of :func:`csv_items` tried); its id is the path without its extension.
+
+    Args:
+        root: the folder the paths are relative to (for CheXpert, the folder holding ``CheXpert-v1.0-small/``).
+        labels: the CSV (or ``.tsv``) table.
+        classes: the observation columns, in class order; ``None``: every column but the path, the patient column
+            and CheXpert's ``Sex``, ``Age``, ``Frontal/Lateral``, ``AP/PA``.
+        path_column: the column of image paths.
+        patient_column: the column of patient ids; ``None``: the first group of ``patient_regex`` searched in the
+            path (CheXpert's ``patient00001``).
+        patient_regex: the patient id in the path when there is no patient column.
+        on_missing: ``"error"`` or ``"skip"`` for rows whose image does not exist.
+
+    Returns:
+        the items in table order, and the class names.
+
+    Raises:
+        ValueError: a missing column, an empty or duplicated path, a cell that is not a CheXpert label, a path the
+            patient regex does not match, or (with ``on_missing="error"``) a row without an image.
+    """
+    _check_on_missing(on_missing)
+    root, labels = Path(root), Path(labels)
+    columns, rows = read_table(labels)
+    _require_column(labels, columns, path_column)
+    if patient_column is not None:
+        _require_column(labels, columns, patient_column)
+    if classes is None:
+        skip = {path_column, patient_column, *CHEXPERT_META_COLUMNS}
+        classes = [c for c in columns if c not in skip]
+    if not classes:
+        raise ValueError(f"{labels}: no observation columns; columns are {list(columns)}")
+    for name in classes:
+        _require_column(labels, columns, name)
+    pattern = re.compile(patient_regex)
+    if pattern.groups < 1:
+        raise ValueError(f"patient_regex '{patient_regex}' has no group; write the patient id part as (...)")
+
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line, row in enumerate(rows, start=2):
+        where = f"{labels}, line {line}"
+        relative = row[path_column]
+        if not relative or relative in seen:
+            raise ValueError(f"{where}: empty or duplicated {path_column} {relative!r}")
+        seen.add(relative)
+        label = [chexpert_target(row[name], where=f"{where}, column {name!r}") for name in classes]
+        if patient_column is not None:
+            patient = row[patient_column]
+        else:
+            match = pattern.search(relative)
+            if match is None:
+                raise ValueError(f"{where}: patient_regex '{patient_regex}' does not match {relative!r}; give the "
+                                 "patient id column (patient_column / --patient_column)")
+            patient = match.group(1)
+        path = _find_case(root, relative)
+        if path is None:
+            if on_missing == "skip":
+                continue
+            raise ValueError(f"{where}: no image at {root / relative}")
+        case_id = Path(relative).with_suffix("").as_posix() if Path(relative).suffix else relative
+        items.append({"id": case_id, "image": str(path), "label": label, "patient_id": patient or case_id})
+    return items, list(classes)
 
 
 def _class_images(folder: Path, modality: str) -> list[Path]:

@@ -70,9 +70,10 @@ def _label_counts(label: Any, class_names: Sequence[str]) -> np.ndarray:
         counts[list(class_names).index(label)] = 1
     elif isinstance(label, (list, tuple)):
         values = np.asarray(label, dtype=np.float64).ravel()
-        if values.size != n or not np.all(np.isin(values, (0.0, 1.0))):
-            raise ValueError(f"multi-label {list(label)} is not one 0/1 value per class {list(class_names)}")
-        counts += values.astype(np.int64)
+        if values.size != n or not np.all(np.isin(values, (0.0, 1.0, -1.0))):
+            raise ValueError(f"multi-label {list(label)} is not one value per class {list(class_names)} (1, 0, or -1 "
+                             "for uncertain)")
+        counts += (values == 1.0).astype(np.int64)  # an uncertain finding (-1) is not counted as present
     elif isinstance(label, (Integral, Real)) and not isinstance(label, bool) and float(label).is_integer():
         if not 0 <= int(label) < n:
             raise ValueError(f"label index {int(label)} is not in the class list ({n} classes: {list(class_names)})")

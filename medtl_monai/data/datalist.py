@@ -14,7 +14,7 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
-__all__ = ["SPLIT_KEYS", "MissingDataError", "write_datalist", "load_split", "read_class_names"]
+__all__ = ["SPLIT_KEYS", "MissingDataError", "load_split", "read_class_names", "write_datalist"]
 
 #: Keys of the three splits in a datalist, in MONAI's naming.
 SPLIT_KEYS: tuple[str, str, str] = ("training", "validation", "test")

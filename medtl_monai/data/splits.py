@@ -26,7 +26,7 @@ import numpy as np
 
 from .datalist import SPLIT_KEYS, write_datalist
 
-__all__ = ["patient_split", "check_no_leakage", "make_splits"]
+__all__ = ["check_no_leakage", "make_splits", "patient_split"]
 
 
 def _stratum(label: Any) -> Hashable:

@@ -18,6 +18,7 @@ from ..data.skipping import CASE_INDEX_KEY
 from ..io.checks import MODALITY_FLAG_KEY
 from .bootstrap import summary_with_ci
 from .metrics import classification_summary
+from .multilabel import multilabel_summary
 
 __all__ = ["STATUSES", "PredictionWriter"]
 
@@ -96,6 +97,13 @@ class PredictionWriter:
             metadata (e.g. ``"Modality"``), else empty.
         patient_key: the batch items' patient id (datalists' ``patient_id``), for the cluster bootstrap.
         n_resamples: bootstrap resamples of the confidence intervals.
+        multi_label: the predictions are one sigmoid probability per class (``configs/multi_label.json``): the CSV
+            has ``label_<class>`` columns (1, 0, or -1 for uncertain; empty for inference) instead of ``label``, one
+            ``prob_<class>`` per class, and ``prediction`` = the classes at or above ``threshold`` joined by ``;``;
+            ``metrics.json`` holds :func:`~medtl_monai.evaluation.multilabel_summary` (per-class AUROC, AUPRC,
+            sensitivity and specificity with their CIs, uncertain entries left out of their class; mean AUROC and
+            AUPRC, also over ``summary_classes``) and the engine's metrics.
+        summary_classes: multi-label: classes whose mean AUROC / AUPRC is reported as well (``None``: none).
     """
 
     def __init__(
@@ -111,6 +119,8 @@ class PredictionWriter:
         extra_columns: Sequence[str] = (),
         patient_key: str = "patient_id",
         n_resamples: int = 2000,
+        multi_label: bool = False,
+        summary_classes: Sequence[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = [str(c) for c in class_names]
@@ -119,6 +129,8 @@ class PredictionWriter:
         self.flag_keys = tuple(flag_keys)
         self.extra_columns = [str(c) for c in extra_columns]
         self.patient_key, self.n_resamples = patient_key, int(n_resamples)
+        self.multi_label = bool(multi_label)
+        self.summary_classes = None if summary_classes is None else [str(c) for c in summary_classes]
         clash = set(self.extra_columns) & {"id", "label", "prediction", "status", "error"}
         if clash:
             raise ValueError(f"extra_columns {sorted(clash)} clash with the standard columns of the predictions file.")
@@ -150,7 +162,9 @@ class PredictionWriter:
         for item, out in zip(batch, outputs):
             probs = torch.as_tensor(out[self.pred_key]).detach().float().cpu().reshape(-1).numpy()
             label = out.get(self.label_key)
-            if label is not None:
+            if label is not None and self.multi_label:
+                label = [int(v) for v in torch.as_tensor(label).detach().cpu().reshape(-1).tolist()]
+            elif label is not None:
                 label_t = torch.as_tensor(label).detach().cpu().reshape(-1)
                 label = int(label_t.argmax()) if label_t.numel() == len(probs) and label_t.numel() > 1 else int(label_t[0])
             item = item if isinstance(item, dict) else {}
@@ -176,6 +190,9 @@ class PredictionWriter:
         if rows and all(r["index"] is not None for r in rows):
             rows.sort(key=lambda r: r["index"])
         names = self.class_names
+        if self.multi_label:
+            self._write_multilabel(engine, rows)
+            return
 
         def write_csv(f) -> None:
             writer = csv.writer(f)
@@ -210,3 +227,44 @@ class PredictionWriter:
             metrics_path = self.output_dir / self.metrics_name
             _write_atomically(metrics_path, lambda f: f.write(json.dumps(summary, indent=2)))
             logger.info("test metrics: %s (written to %s)", {k: summary[k] for k in ("auroc", "auprc", "accuracy", "sensitivity", "specificity")}, metrics_path)
+
+    def _write_multilabel(self, engine: Engine, rows: list[dict]) -> None:
+        """The multi-label files: ``label_<class>`` / ``prob_<class>`` columns, the multi-label summary."""
+        names = self.class_names
+
+        def write_csv(f) -> None:
+            writer = csv.writer(f)
+            writer.writerow(["id", *[f"label_{n}" for n in names], *[f"prob_{n}" for n in names], "prediction",
+                             "status", "error", *self.extra_columns])
+            for row in rows:
+                probs, label = row["probs"], row["label"]
+                if probs is None:
+                    cells, prediction = [""] * len(names), ""
+                else:
+                    cells = [f"{p:.6f}" for p in probs]
+                    prediction = ";".join(n for n, p in zip(names, probs) if p >= self.threshold)
+                labels = [""] * len(names) if label is None else [str(v) for v in label]
+                writer.writerow([row["id"], *labels, *cells, prediction, row["status"], row["error"],
+                                 *[row["extra"][c] for c in self.extra_columns]])
+
+        path = self.output_dir / self.csv_name
+        _write_atomically(path, write_csv)
+        logger.info("wrote %d multi-label rows to %s", len(rows), path)
+        labelled = [r for r in self.rows if r["label"] is not None]
+        if not (self.metrics_name and labelled):
+            return
+        bad = [r["id"] for r in labelled if len(r["label"]) != len(names) or len(r["probs"]) != len(names)]
+        if bad:
+            raise ValueError(f"{path}: cases {bad[:5]} do not have one label and one probability per class {names}.")
+        patients = [r["patient"] for r in labelled]
+        groups = [str(p) for p in patients] if all(p not in (None, "") for p in patients) else None
+        summary = multilabel_summary(np.stack([r["probs"] for r in labelled]), [r["label"] for r in labelled], names,
+                                     summary_classes=self.summary_classes, threshold=self.threshold, groups=groups,
+                                     n_resamples=self.n_resamples)
+        for key, value in engine.state.metrics.items():
+            if isinstance(value, (int, float)):
+                summary[f"engine_{key}"] = float(value)
+        metrics_path = self.output_dir / self.metrics_name
+        _write_atomically(metrics_path, lambda f: f.write(json.dumps(summary, indent=2)))
+        logger.info("test metrics: mean AUROC %.4f, mean AUPRC %.4f (written to %s)", summary["auroc"],
+                    summary["auprc"], metrics_path)

@@ -27,6 +27,13 @@ backbone per image serves every cut (forward hooks on each residual block / dens
 separability at a depth, not what finetuning adds: on the X-ray demo with proxy-pretrained ResNet-50 weights it
 preferred a one-block network that finetuned far worse than the paper's TTL-2 cut (docs/benchmarks.md).
 
+The short finetunes of a level are independent (:class:`FoldRun`: a cut and a held-out fold, seeded by itself):
+:func:`run_cut_search` keeps each one's result in its own file under ``<output_dir>/runs/`` (a stopped search
+resumes), runs them side by side in worker processes (``workers``, ``devices``), and :func:`plan_cut_search` lists a
+level's finetunes for a cluster job array whose tasks each run one (``only``); ``collect`` builds the table from the
+files (``scripts/find_cut.py --write_slurm`` / ``--collect``, docs/scaling.md). The table gives each cut's mean
+AUROC with its standard error and its 95% Student's t interval over the folds (:func:`~.study.t_interval`).
+
 With ``tracking="mlflow"``, :func:`run_cut_search` records each candidate cut as one MLflow run (named
 ``<level>_<cut>``, its fold scores as steps of ``fold_auroc`` / ``fold_auprc``) of one experiment in the bundle's
 tracking store (``tracking_uri``: ``<bundle>/mlruns.db``). The candidates are finetuned outside the bundle's engines,
@@ -62,18 +69,31 @@ from ..networks import (
     truncate_backbone,
 )
 from ..networks.profile import count_macs
-from ..training import check_network, class_weights, configure, get_strategy, log_mlflow_run
+from ..training import (
+    atomic_torch_save,
+    atomic_write_text,
+    check_network,
+    class_weights,
+    configure,
+    get_strategy,
+    log_mlflow_run,
+)
+from .parallel import TaskPool, parse_devices
+from .study import t_interval
 
 __all__ = [
     "CUT_SEARCH_METHODS",
     "CutScore",
     "CutSearchResult",
+    "FoldRun",
+    "PendingFolds",
     "candidate_cuts",
     "extract_cut_features",
     "finetune_cut",
     "inner_folds",
     "linear_probe",
     "one_standard_error_choice",
+    "plan_cut_search",
     "run_cut_search",
     "search_cut",
     "track_cut_search",
@@ -100,7 +120,8 @@ class CutScore:
         params: parameters of the candidate network (truncated backbone + head).
         macs: multiply-accumulates of one forward pass of one image.
         fold_auroc, fold_auprc: the held-out score of each fold.
-        seconds: wall time of scoring this cut on every fold.
+        seconds: time spent on this cut: building it, and its folds' finetunes (or probes) summed, whichever
+            process ran them.
     """
 
     cut: str | int
@@ -135,6 +156,44 @@ class CutScore:
         """Mean held-out AUPRC over the folds."""
         values = _finite(self.fold_auprc)
         return statistics.fmean(values) if values else float("nan")
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """95% Student's t interval of :attr:`auroc` over the folds (``n - 1`` degrees of freedom; NaN for fewer
+        than two folds). Folds share training items, so it is a rough guide, as the standard error is."""
+        _, low, high, _ = t_interval(self.fold_auroc)
+        return low, high
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """One short finetune of the search: a candidate cut trained on all folds but one and scored on that one.
+
+    Attributes:
+        index: its place in its level's run list (cut by cut, fold by fold): ``--only <level>:<index>``.
+        level: ``"block"`` or ``"layer"``.
+        cut, blocks: the candidate (as :class:`CutScore`).
+        fold: the held-out fold.
+        seed: the search's seed (the candidate's head is initialised with it, the fold's batch order with
+            ``seed + fold``).
+    """
+
+    index: int
+    level: str
+    cut: str | int
+    blocks: int
+    fold: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """``block_layer2/fold0``: its folder and file under ``runs/``."""
+        return f"{self.level}_{self.cut}/fold{self.fold}"
+
+
+#: ``run_folds(runs, candidates, (images, labels, fold_of))`` -> one ``(AUROC, AUPRC, seconds)`` per run.
+RunFolds = Callable[[Sequence[FoldRun], Mapping[Any, nn.Module], tuple[torch.Tensor, torch.Tensor, np.ndarray]],
+                    Sequence[tuple[float, float, float]]]
 
 
 def one_standard_error_choice(scores: Sequence[CutScore]) -> tuple[CutScore, CutScore, float]:
@@ -218,19 +277,25 @@ class CutSearchResult:
             (f"Cut-point search for {self.arch}: {what}. {self.folds}-fold cross-validation inside the TRAINING split "
              f"({self.n_items} images, {self.n_groups} patient groups; the validation and test splits are not read)."),
             "",
-            "| level | cut (`--cut`) | position | params (M) | MACs (G) | AUROC mean | SE | n | AUPRC mean | time (s) |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            ("| level | cut (`--cut`) | position | params (M) | MACs (G) | AUROC mean | SE | 95% CI (t, folds) | n | "
+             "AUPRC mean | time (s) |"),
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.scores:
             star = "**" if s.cut == self.recommended else ""
             mark = " (best mean)" if s.cut == self.best else ""
+            low, high = s.ci
+            ci = "n/a" if math.isnan(low) else f"[{low:.3f}, {high:.3f}]"
             lines.append(f"| {s.level} | {star}{s.cut}{star}{mark} | {s.where} | {s.params / 1e6:.2f} | "
-                         f"{s.macs / 1e9:.3f} | {s.auroc:.3f} | {s.se:.3f} | {s.n} | {s.auprc:.3f} | {s.seconds:.1f} |")
+                         f"{s.macs / 1e9:.3f} | {s.auroc:.3f} | {s.se:.3f} | {ci} | {s.n} | {s.auprc:.3f} | "
+                         f"{s.seconds:.1f} |")
         best = next(s for s in self.scores if s.cut == self.best)
         rule = (f"Best mean: `--cut {self.best}` (AUROC {best.auroc:.3f}, SE {best.se:.3f}). One-standard-error rule "
                 f"(Breiman et al. 1984; Hastie et al. 2009, §7.10): the smallest cut with mean AUROC >= "
                 f"{self.threshold:.3f}. Recommended: `--cut {self.recommended}`.")
-        lines += ["", rule, ""]
+        interval = ("The 95% CI is the Student's t interval of the mean over the folds (n - 1 degrees of freedom); "
+                    "folds share training items, so it, like the SE, is a rough guide to how much the mean could move.")
+        lines += ["", rule, "", interval, ""]
         n_runs = len(self.scores) * self.folds
         if self.method == "finetune":
             lines.append(f"Cost: {self.total_s:.1f} s wall ({self.prepare_s:.1f} s loading and preprocessing "
@@ -247,7 +312,8 @@ class CutSearchResult:
     def to_dict(self) -> dict[str, Any]:
         """Everything, with each cut's mean, standard error and n, as JSON-ready values."""
         out = asdict(self)
-        out["scores"] = [{**asdict(s), "auroc": s.auroc, "se": s.se, "n": s.n, "auprc": s.auprc} for s in self.scores]
+        out["scores"] = [{**asdict(s), "auroc": s.auroc, "se": s.se, "ci_low": s.ci[0], "ci_high": s.ci[1], "n": s.n,
+                          "auprc": s.auprc} for s in self.scores]
         return out
 
     def write(self, output_dir: str | os.PathLike, stem: str = "cut_search") -> tuple[Path, Path]:
@@ -439,8 +505,14 @@ def truncated_copy(network: nn.Module, cut: str | int) -> nn.Module:
 
     Returns:
         A ``TransferClassifier``-like model (``backbone``, ``head``, ``arch``) that the strategies can configure.
+
+    Raises:
+        ValueError: a 2.5D network (``lifting="slices"``), whose head is not a pooling head.
     """
     full = check_network(network)
+    if getattr(full, "lifting", None) == "slices":
+        raise ValueError("the cut search builds 3D or 2D heads; lifting='slices' (2.5D, a slice aggregator head) is not "
+                         "supported: compare its cuts with the study (compare_strategies.py with --cut overrides).")
     spec = get_family(full.arch)
     blocks = _blocks_of(spec, cut)
     kept = copy.deepcopy(truncate_backbone(full.backbone, spec, blocks))  # copies the kept stages only
@@ -553,6 +625,8 @@ def search_cut(
     image_key: str = "image",
     label_key: str = "label",
     pretrained: bool | None = None,
+    run_folds: RunFolds | None = None,
+    cached: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> CutSearchResult:
     """Score block-level cuts, then layer-level cuts around the best block, on K folds of the training data.
 
@@ -575,6 +649,10 @@ def search_cut(
         device: where to run.
         image_key, label_key: keys of dict batches.
         pretrained: whether the candidates start from pretrained weights (default: ``network`` has a weights source).
+        run_folds: ``method="finetune"``: how a level's short finetunes run, ``run_folds(runs, candidates, (x, y,
+            fold_of))`` returning ``(AUROC, AUPRC, seconds)`` per :class:`FoldRun` (default: here, one after another;
+            :func:`run_cut_search` passes one that resumes from and writes to run folders, in worker processes).
+        cached: the training images and labels already loaded (``loader`` is then not read for ``finetune``).
 
     Returns:
         A :class:`CutSearchResult`.
@@ -599,7 +677,7 @@ def search_cut(
                                                    label_key=label_key, device=device)
         sample = first[0]
     else:
-        x, y = _cached(loader, image_key, label_key)
+        x, y = cached if cached is not None else _cached(loader, image_key, label_key)
         sample = x[:1]
     k = int(folds)
     fold_of = np.asarray(fold_of if fold_of is not None else
@@ -609,38 +687,54 @@ def search_cut(
     _check_folds(y, fold_of, k)
     prepare_s = time.perf_counter() - start
 
-    def score_folds(blocks: int, candidate: nn.Module) -> tuple[list[float], list[float]]:
+    def run_here(runs: Sequence[FoldRun], candidates: Mapping[str | int, nn.Module], data: Any) -> list[tuple]:
+        return [finetune_fold(candidates[run.cut], data, run, strategy=strategy, strategy_options=strategy_options,
+                              epochs=epochs, lr=lr, batch_size=batch_size, device=device) for run in runs]
+
+    def probe_folds(blocks: int) -> tuple[list[float], list[float]]:
         aurocs, auprcs = [], []
         for f in range(k):
             tr, ho = torch.as_tensor(fold_of != f), torch.as_tensor(fold_of == f)
-            if method == "probe":
-                probs = linear_probe(features[blocks][tr], y[tr], features[blocks][ho], num_classes, l2=l2)
-                summary = classification_summary(probs, y[ho].numpy())
-                a, p = float(summary["auroc"]), float(summary["auprc"])
-            else:
-                a, p = finetune_cut(candidate, (x[tr], y[tr]), (x[ho], y[ho]), strategy=strategy,
-                                    strategy_options=strategy_options, epochs=epochs, lr=lr, batch_size=batch_size,
-                                    seed=seed + f, device=device)
-            aurocs.append(a)
-            auprcs.append(p)
+            probs = linear_probe(features[blocks][tr], y[tr], features[blocks][ho], num_classes, l2=l2)
+            summary = classification_summary(probs, y[ho].numpy())
+            aurocs.append(float(summary["auroc"]))
+            auprcs.append(float(summary["auprc"]))
         return aurocs, auprcs
 
-    def cut_score(cut: str | int, blocks: int, level: str, where: str) -> CutScore:
-        t0 = time.perf_counter()
-        torch.manual_seed(seed)  # the same head initialisation for a cut, whatever was scored before
-        candidate = build(cut) if method == "finetune" else truncated_copy(net, cut)
-        macs = count_macs(candidate.eval(), sample.to(next(candidate.parameters()).device))
-        aurocs, auprcs = score_folds(blocks, candidate)
-        return CutScore(cut, blocks, level, where, count_parameters(candidate), macs, aurocs, auprcs,
-                        time.perf_counter() - t0)
+    def make(cut: str | int) -> nn.Module:
+        torch.manual_seed(seed)  # the same head initialisation for a cut, whatever was built or scored before
+        return build(cut) if method == "finetune" else truncated_copy(net, cut)
+
+    def score_level(cuts: Sequence[tuple[str | int, int, str, str]]) -> list[CutScore]:
+        """Score the cuts ``(cut, blocks, level, where)`` of one level: every fold of every cut, then each
+        candidate's cost (candidates are built when first needed: a job-array task builds one)."""
+        candidates = _Candidates(make)
+        fold_results: dict[Any, list[tuple[float, float, float]]] = {cut: [] for cut, *_ in cuts}
+        if method == "finetune":
+            runs = [FoldRun(i * k + f, level, cut, blocks, f, int(seed))
+                    for i, (cut, blocks, level, _) in enumerate(cuts) for f in range(k)]
+            for run, result in zip(runs, (run_folds or run_here)(runs, candidates, (x, y, fold_of))):
+                fold_results[run.cut].append(result)
+        scores = []
+        for cut, blocks, level, where in cuts:
+            t0 = time.perf_counter()
+            candidate = candidates[cut]
+            macs = count_macs(candidate.eval(), sample.to(next(candidate.parameters()).device))
+            if method == "probe":
+                aurocs, auprcs = probe_folds(blocks)
+            else:
+                aurocs, auprcs = [r[0] for r in fold_results[cut]], [r[1] for r in fold_results[cut]]
+            seconds = time.perf_counter() - t0 + sum(r[2] for r in fold_results[cut])
+            scores.append(CutScore(cut, blocks, level, where, count_parameters(candidate), macs, aurocs, auprcs, seconds))
+        return scores
 
     t0 = time.perf_counter()
     ends = [int(e) for e in np.cumsum(spec.blocks)]
-    block_scores = [cut_score(stage, end, "block", f"end of {stage}") for stage, end in zip(spec.block_stages, ends)]
+    block_scores = score_level([(stage, end, "block", f"end of {stage}") for stage, end in zip(spec.block_stages, ends)])
     best_block = max(block_scores, key=lambda s: (_or_low(s.auroc), -s.blocks))
     positions = {blocks: where for blocks, _, where in candidate_cuts(spec.name)}
     window = [b for b in _layer_window(ends, block_scores.index(best_block)) if b not in ends]
-    layer_scores = [cut_score(b, b, "layer", positions[b]) for b in window]
+    layer_scores = score_level([(b, b, "layer", positions[b]) for b in window])
     score_s = time.perf_counter() - t0
     scores = block_scores + layer_scores
     chosen, best, threshold = one_standard_error_choice(scores)
@@ -656,6 +750,164 @@ def search_cut(
         method == "finetune" else 0, forward_passes=passes, prepare_s=prepare_s, score_s=score_s,
         total_s=time.perf_counter() - start, notes=notes,
     )
+
+
+def finetune_fold(candidate: nn.Module, data: tuple[torch.Tensor, torch.Tensor, np.ndarray], run: FoldRun, *,
+                  device: str | torch.device = "cpu", **finetune: Any) -> tuple[float, float, float]:
+    """One :class:`FoldRun`: :func:`finetune_cut` of ``candidate`` on every fold but ``run.fold``, scored on it.
+
+    The finetune is seeded by the run alone (``seed + fold``), so it gives the same result in any process and order.
+
+    Args:
+        candidate: the candidate network (built with ``torch.manual_seed(run.seed)``).
+        data: ``(images, labels, fold of each image)``.
+        run: the run.
+        device: where to train.
+        finetune: ``strategy``, ``strategy_options``, ``epochs``, ``lr``, ``batch_size`` of :func:`finetune_cut`.
+
+    Returns:
+        ``(AUROC, AUPRC, seconds)``.
+    """
+    x, y, fold_of = data
+    fold_of = np.asarray(fold_of)
+    t0 = time.perf_counter()
+    tr, ho = torch.as_tensor(fold_of != run.fold), torch.as_tensor(fold_of == run.fold)
+    torch.manual_seed(run.seed + run.fold)
+    a, p = finetune_cut(candidate, (x[tr], y[tr]), (x[ho], y[ho]), seed=run.seed + run.fold, device=device, **finetune)
+    return float(a), float(p), time.perf_counter() - t0
+
+
+class _Candidates(dict):
+    """Candidate networks by cut, each built (by ``make(cut)``) when first asked for."""
+
+    def __init__(self, make: Callable[[Any], nn.Module]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, cut: Any) -> nn.Module:
+        self[cut] = network = self.make(cut)
+        return network
+
+
+class PendingFolds(Exception):
+    """A search stopped before a level whose short finetunes are not all done (:func:`plan_cut_search`, or
+    ``only`` that ran its one finetune).
+
+    Attributes:
+        level: ``"block"`` or ``"layer"``.
+        runs: that level's unfinished :class:`FoldRun` s.
+    """
+
+    def __init__(self, level: str, runs: Sequence[FoldRun]) -> None:
+        super().__init__(f"{len(runs)} short finetunes of the {level} level are not done")
+        self.level, self.runs = level, list(runs)
+
+
+_LEVELS = ("block", "layer")
+_PREPARED: dict[str, tuple[torch.Tensor, torch.Tensor, np.ndarray]] = {}  # a worker's loaded images, by file
+
+
+def _read_fold(path: Path) -> tuple[float, float, float] | None:
+    """A finished fold's ``(AUROC, AUPRC, seconds)``; ``None`` when its file is missing or incomplete."""
+    try:
+        doc = json.loads(path.read_text())
+        return float(doc["auroc"]), float(doc["auprc"]), float(doc["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_fold(path: Path, run: FoldRun, result: tuple[float, float, float]) -> None:
+    doc = {"level": run.level, "cut": run.cut, "fold": run.fold, "seed": run.seed, "auroc": result[0],
+           "auprc": result[1], "seconds": result[2]}
+    atomic_write_text(json.dumps(doc, allow_nan=True) + "\n", path)
+
+
+@dataclass(frozen=True)
+class _FoldTask:
+    """What a worker process needs for one fold run (picklable): the bundle's configs and the prepared images."""
+
+    run: FoldRun
+    config_files: tuple[str, ...]
+    overrides: dict
+    finetune: dict
+    prepared: str
+    result: str
+    device: str
+
+    def __str__(self) -> str:
+        return self.run.name
+
+
+def _run_fold_task(task: _FoldTask, device: str | None) -> tuple[float, float, float]:
+    """A worker's entry point: build the candidate as the bundle builds it, finetune, write the fold's file."""
+    device = device or task.device
+    if task.prepared not in _PREPARED:
+        doc = torch.load(task.prepared, weights_only=True)
+        _PREPARED.clear()
+        _PREPARED[task.prepared] = (doc["images"], doc["labels"], doc["fold_of"].numpy())
+    torch.manual_seed(task.run.seed)
+    candidate = load_config(None, list(task.config_files),
+                            {**task.overrides, "cut": task.run.cut, "device": device}).get_parsed_content("network")
+    result = finetune_fold(candidate, _PREPARED[task.prepared], task.run, device=device, **task.finetune)
+    _write_fold(Path(task.result), task.run, result)
+    return result
+
+
+class _FoldFiles:
+    """The :data:`RunFolds` of :func:`run_cut_search`: each fold's result in ``<folder>/<level>_<cut>/fold<k>.json``;
+    finished folds are read back, the others run here or in worker processes (or, when planning, are reported)."""
+
+    def __init__(self, folder: Path, config_files: Sequence[str], overrides: Mapping[str, Any],
+                 finetune: Mapping[str, Any], device: str, *, pool: TaskPool, mode: str = "run",
+                 only: tuple[str, int] | None = None, ids: Sequence[str] = ()) -> None:
+        self.folder, self.config_files, self.overrides = folder, tuple(config_files), dict(overrides)
+        self.finetune, self.device, self.pool = dict(finetune), str(device), pool
+        self.mode, self.only, self.ids = mode, only, list(ids)
+        self.prepared = folder / "prepared.pt"
+
+    def save_prepared(self, data: tuple[torch.Tensor, torch.Tensor, np.ndarray]) -> None:
+        """The preprocessed training images, labels and folds, for worker processes and the tasks of a job array."""
+        x, y, fold_of = data
+        atomic_torch_save({"images": x, "labels": y, "fold_of": torch.as_tensor(np.asarray(fold_of)),
+                           "ids": list(self.ids)}, self.prepared)
+
+    def __call__(self, runs: Sequence[FoldRun], candidates: Mapping[Any, nn.Module],
+                 data: tuple[torch.Tensor, torch.Tensor, np.ndarray]) -> list[tuple[float, float, float]]:
+        if not runs:
+            return []
+        level = runs[0].level
+        results = {run.index: _read_fold(self.folder / f"{run.name}.json") for run in runs}
+        pending = [run for run in runs if results[run.index] is None]
+        if pending and self.mode == "collect":
+            raise FileNotFoundError(f"{self.folder}: {len(pending)} short finetunes of the {level} level are not done: "
+                                    + ", ".join(f"{level}:{r.index} ({r.name})" for r in pending))
+        if pending and self.mode == "plan":
+            self.save_prepared(data)
+            raise PendingFolds(level, pending)
+        if pending and self.only is not None:
+            only_level, index = self.only
+            if _LEVELS.index(level) < _LEVELS.index(only_level):
+                raise RuntimeError(f"--only {only_level}:{index}: the {level} level is not finished ({len(pending)} "
+                                   "short finetunes to go); its job array must finish first.")
+            if level != only_level:
+                raise PendingFolds(level, pending)
+            if not any(r.index == index for r in runs):
+                raise ValueError(f"--only {only_level}:{index}: the {level} level has runs 0..{len(runs) - 1}.")
+            pending = [r for r in pending if r.index == index]
+        if pending and not self.pool.in_process:
+            self.save_prepared(data)
+            tasks = [_FoldTask(run, self.config_files, self.overrides, self.finetune, str(self.prepared),
+                               str(self.folder / f"{run.name}.json"), self.device) for run in pending]
+            for run, result in zip(pending, self.pool.run(_run_fold_task, tasks)):
+                results[run.index] = result
+        else:
+            for run in pending:
+                results[run.index] = finetune_fold(candidates[run.cut], data, run, device=self.device, **self.finetune)
+                _write_fold(self.folder / f"{run.name}.json", run, results[run.index])
+        still = [run for run in runs if results[run.index] is None]
+        if still:  # --only ran its one finetune; the level's others are for other tasks
+            raise PendingFolds(level, still)
+        return [results[run.index] for run in runs]
 
 
 def _or_low(value: float) -> float:
@@ -695,6 +947,11 @@ def run_cut_search(
     patient_key: str = "patient_id",
     tracking: str | None = None,
     experiment_name: str | None = None,
+    workers: int = 1,
+    devices: str | Sequence[str] | None = None,
+    only: str | None = None,
+    collect: bool = False,
+    _plan: bool = False,
 ) -> CutSearchResult:
     """Run :func:`search_cut` on a bundle's training split, with the network and preprocessing the bundle trains.
 
@@ -705,6 +962,14 @@ def run_cut_search(
     and the strategy's network policy are the bundle's), trained with the bundle's ``strategy``, ``learning_rate``,
     ``frozen_stages``, ``pretrained_lr_ratio``, ``stage_lrs`` and ``seed``. The recommended cut can be passed
     straight back to the bundle as ``--cut``.
+
+    With ``output_dir``, the short finetunes (``method="finetune"``) keep their state in ``<output_dir>/runs/``: the
+    search's settings (``search.json``; another search's folder is refused), each fold's result
+    (``<level>_<cut>/fold<k>.json``, read back instead of trained again: a stopped search resumes) and, when other
+    processes need them, the preprocessed images (``prepared.pt``). The finetunes of a level are independent: with
+    ``workers`` (CPU processes sharing the cores) or ``devices`` (one process per GPU) they run side by side; each is
+    seeded by itself, so the result does not depend on where it ran. On a cluster, :func:`plan_cut_search` lists a
+    level's finetunes for a job array whose tasks each run one (``only``); ``collect`` then builds the result.
 
     Args:
         config_files: the bundle's ``train.json`` (and override files such as ``xray.json``).
@@ -720,13 +985,21 @@ def run_cut_search(
             bundle's ``tracking_uri``; ``None``: no tracking.
         experiment_name: the MLflow experiment (default: an ``experiment_name`` override, else the name of
             ``output_dir``, else ``cut_search``).
+        workers: CPU worker processes for the short finetunes (each with ``cores // workers`` torch threads).
+        devices: one worker per device (``"cuda:0,cuda:1"``), instead of ``workers``.
+        only: ``"<level>:<index>"``: run that one short finetune of the level (a job-array task) and stop
+            (:class:`PendingFolds`) while the level has others to do.
+        collect: run nothing; build the result from the finished folds (``FileNotFoundError`` names missing ones).
 
     Returns:
         The :class:`CutSearchResult`.
 
     Raises:
         ValueError: the bundle's strategy does not use the cut (``full``, ``linear``, ``transfusion``,
-            ``lwft_full``), an unknown ``tracking``, or see :func:`search_cut`.
+            ``lwft_full``), an unknown ``tracking``, ``workers``/``devices``/``only``/``collect`` without
+            ``output_dir`` or with ``method="probe"``, ``output_dir`` holding another search, or see
+            :func:`search_cut`.
+        PendingFolds: with ``only``, the level has other finetunes to do (or the next level has not started).
         ImportError: ``tracking`` without the ``mlflow`` package.
     """
     from monai.data import DataLoader, Dataset
@@ -757,13 +1030,43 @@ def run_cut_search(
     loader = DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=0)
     network = build(None) if method == "probe" else build(spec.block_stages[0])
     options = {key: get(key, default=None) for key in ("frozen_stages", "pretrained_lr_ratio", "stage_lrs")}
+    strategy_options = {k: v for k, v in options.items() if v is not None}
     init_from = get("init_from", default=None)
     weights = get("weights", default=None)
-    result = search_cut(network, loader, method=method, folds=folds, fold_of=fold_of, build=build,
-                        strategy=entry.name, strategy_options={k: v for k, v in options.items() if v is not None},
-                        epochs=epochs, lr=float(get("learning_rate")), batch_size=batch_size, seed=seed,
-                        device=get("device"), pretrained=bool(weights) and entry.pretrained or bool(init_from))
+    lr = float(get("learning_rate"))
+    device_list = parse_devices(devices)
+    scaled = int(workers) > 1 or bool(device_list) or only is not None or collect or _plan
+    if scaled and (output_dir is None or method != "finetune"):
+        raise ValueError("workers, devices, only and collect need output_dir and method='finetune' (the probe "
+                         "search is one pass over the images).")
+    run_folds, cached, load_s = None, None, 0.0
+    pool = TaskPool(int(workers), device_list)
+    if output_dir is not None and method == "finetune":
+        folder = Path(output_dir) / "runs"
+        _check_search_settings(folder, {
+            "config_files": [str(f) for f in files], "overrides": {k: str(v) for k, v in (overrides or {}).items()},
+            "method": method, "folds": int(folds), "epochs": int(epochs), "limit": limit, "batch_size": int(batch_size),
+            "patient_key": patient_key})
+        run_folds = _FoldFiles(folder, [str(f) for f in files], base,
+                               {"strategy": entry.name, "strategy_options": strategy_options, "epochs": int(epochs),
+                                "lr": lr, "batch_size": int(batch_size)}, str(get("device")), pool=pool,
+                               mode="collect" if collect else "plan" if _plan else "run", only=_parse_only(only))
+        t0 = time.perf_counter()
+        if run_folds.prepared.is_file():  # the images this search prepared before (a job-array task, a resume)
+            doc = torch.load(run_folds.prepared, weights_only=True)
+            cached, seen.ids = (doc["images"], doc["labels"]), list(doc["ids"])
+        else:
+            cached = _cached(loader, "image", "label")
+        run_folds.ids, load_s = list(seen.ids), time.perf_counter() - t0
+    with pool:
+        result = search_cut(network, loader, method=method, folds=folds, fold_of=fold_of, build=build,
+                            strategy=entry.name, strategy_options=strategy_options, epochs=epochs, lr=lr,
+                            batch_size=batch_size, seed=seed, device=get("device"),
+                            pretrained=bool(weights) and entry.pretrained or bool(init_from), run_folds=run_folds,
+                            cached=cached)
     result.loaded = list(seen.ids)
+    result.prepare_s += load_s
+    result.total_s += load_s
     result.n_groups = len({str(i.get(patient_key) or i.get("id") or n) for n, i in enumerate(items)})
     result.settings = {
         "config_files": [str(f) for f in files], "overrides": {k: str(v) for k, v in (overrides or {}).items()},
@@ -782,6 +1085,53 @@ def run_cut_search(
             (Path(output_dir).resolve().name if output_dir is not None else "cut_search")
         track_cut_search(result, get("tracking_uri"), str(name), reports=reports)
     return result
+
+
+def plan_cut_search(config_files: str | os.PathLike | Sequence[str | os.PathLike],
+                    overrides: Mapping[str, Any] | None = None, *, output_dir: str | os.PathLike,
+                    **kwargs: Any) -> tuple[str | None, list[FoldRun]]:
+    """The short finetunes a job array should run next: those of the first level that is not finished.
+
+    Runs :func:`run_cut_search` without training (it prepares the images once and saves them for the array's
+    tasks): the block level's finetunes first; once they are all done (collected from their files), the layer
+    level's, whose cuts depend on the best block.
+
+    Args:
+        config_files, overrides, output_dir: as :func:`run_cut_search`.
+        kwargs: its other arguments (``folds``, ``epochs``, ``limit``, ``batch_size``, ``patient_key``).
+
+    Returns:
+        ``(level, runs)``; ``(None, [])`` when every finetune is done (build the result with ``collect``).
+    """
+    try:
+        run_cut_search(config_files, overrides, output_dir=output_dir, _plan=True, **kwargs)
+    except PendingFolds as pending:
+        return pending.level, pending.runs
+    return None, []
+
+
+def _parse_only(only: str | None) -> tuple[str, int] | None:
+    """``"layer:3"`` as ``("layer", 3)``."""
+    if only is None:
+        return None
+    level, _, index = str(only).partition(":")
+    if level not in _LEVELS or not index.strip().isdigit():
+        raise ValueError(f"only={only!r} must be <level>:<index> with level one of {list(_LEVELS)}, e.g. block:0.")
+    return level, int(index)
+
+
+def _check_search_settings(folder: Path, settings: Mapping[str, Any]) -> None:
+    """Record the search's settings in ``<folder>/search.json``; refuse a folder another search's results are in."""
+    path = folder / "search.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        changed = [f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(saved) | set(settings))
+                   if saved.get(k) != settings.get(k)]
+        if changed:
+            raise ValueError(f"{path}: this folder holds the finetunes of another search ({'; '.join(changed)}); "
+                             "choose another --report_dir, or delete its runs/ folder to start over.")
+        return
+    atomic_write_text(json.dumps(dict(settings), indent=1) + "\n", path)
 
 
 def track_cut_search(result: CutSearchResult, tracking_uri: str, experiment_name: str,

@@ -25,10 +25,17 @@ as overrides. Each row is named by its strategy and by the registry's one-line d
 ``lwft`` (this project's truncated variant) and ``lwft_full`` (the paper's LWFT) cannot be confused.
 
 The splits pool the datalist's training, validation and test items and re-split them by patient with
-:func:`~medtl_monai.data.make_splits` (seeds 0, 1, 2 by default). A finished run leaves ``run.json`` in its folder
-and is not repeated when the study is run again with the same output folder. What each strategy means comes from
-the strategy registry (:data:`~medtl_monai.training.STRATEGIES`); the bundle is opened through
-:mod:`medtl_monai.bundle`.
+:func:`~medtl_monai.data.make_splits` (seeds 0, 1, 2 by default). What each strategy means comes from the strategy
+registry (:data:`~medtl_monai.training.STRATEGIES`); the bundle is opened through :mod:`medtl_monai.bundle`.
+
+Scaling out: the study is a list of independent runs (:func:`plan_study`: strategy x split, each into its own folder
+:func:`run_folder`). :func:`run_study` trains the unfinished ones one after another or side by side in worker
+processes (``workers``: CPU processes sharing the cores; ``devices``: one process per GPU), then
+:func:`collect_study` builds the table from the run folders. A finished run leaves a complete ``run.json`` (written
+atomically) and is not repeated when the study is run again with the same output folder; a run killed mid-training
+resumes from its last checkpoint. Each run seeds itself, so the table does not depend on which process trained which
+run. On a cluster, ``scripts/compare_strategies.py --write_slurm`` writes one command per run (:func:`run_planned`
+through ``--only INDEX``) and a SLURM job array over them; ``--collect`` then builds the table (docs/scaling.md).
 
 With ``tracking="mlflow"`` every training is tracked as ``monai.bundle run --tracking mlflow`` tracks it (MONAI's
 ``MLFlowHandler`` plus the bundle's :class:`~medtl_monai.training.MLflowRunRecord`): one MLflow run per training,
@@ -46,7 +53,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +62,13 @@ from ..data import SPLIT_KEYS, load_split, make_splits, read_class_names
 from ..evaluation import delong_test
 from ..explain import read_predictions
 from ..networks import profile_model, read_checkpoint
-from ..training import find_mlflow_run, get_strategy, strategy_names
+from ..training import atomic_write_text, find_mlflow_run, get_strategy, strategy_names
+from .parallel import parse_devices, run_tasks
 
 __all__ = [
-    "ReferenceComparison", "StrategyRow", "StudyResult", "StudyRun", "compare_to_reference", "profile_strategy", "run_folder",
-    "run_once", "run_study", "seeded_splits", "split_delong", "study_table", "t_interval",
+    "PlannedRun", "ReferenceComparison", "StrategyRow", "StudyResult", "StudyRun", "collect_study", "compare_to_reference",
+    "plan_study", "profile_strategy", "read_run_record", "run_folder", "run_once", "run_planned", "run_study",
+    "seeded_splits", "split_delong", "study_split_files", "study_table", "t_interval",
 ]
 
 logger = logging.getLogger("medtl_monai.experiments")
@@ -519,8 +528,9 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
     """
     run_dir = Path(run_dir)
     record = run_dir / "run.json"
-    if record.is_file():
-        return StudyRun(**json.loads(record.read_text()))
+    finished = read_run_record(record)
+    if finished is not None:
+        return finished
     # the run's own folder; nothing is published into the bundle's models/ (bundles that publish runs read these keys)
     dirs = {"run_dir": str(run_dir), "ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval"),
             "log_dir": str(run_dir / "logs"), "publish": False}
@@ -543,8 +553,22 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
                       val_auroc=float("nan") if last.get("best_metric") is None else float(last["best_metric"]))
     if tracking is not None:
         _track_test_metrics(trained.parser, result)
-    record.write_text(json.dumps(asdict(result), indent=1))
+    atomic_write_text(json.dumps(asdict(result), indent=1) + "\n", record)  # complete or absent, never half
     return result
+
+
+def read_run_record(path: str | os.PathLike) -> StudyRun | None:
+    """The :class:`StudyRun` of a finished run's ``run.json``; ``None`` when the file is missing or incomplete (the
+    run is then trained, or resumed from its checkpoint, again)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    fields = StudyRun.__dataclass_fields__
+    required = {name for name, f in fields.items() if f.default is MISSING}
+    if not isinstance(doc, dict) or not required <= set(doc):
+        return None
+    return StudyRun(**{k: v for k, v in doc.items() if k in fields})
 
 
 def _track_test_metrics(parser: Any, result: StudyRun) -> None:
@@ -611,6 +635,166 @@ def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mappi
     return prof, tuple(input_shape), _describe(net.config), bool(getattr(net, "weights_source", None))
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training of a study: a strategy on a seeded split, trained and evaluated into its own folder.
+
+    Attributes:
+        index: its place in the study's run list (strategy by strategy, split by split): ``--only INDEX``.
+        strategy, split, seed: what it trains on which split (the seed also seeds the training).
+        datalist: the split's datalist file.
+        run_dir: its folder (:func:`run_folder`); ``run.json`` there marks it finished.
+    """
+
+    index: int
+    strategy: str
+    split: int
+    seed: int
+    datalist: str
+    run_dir: str
+
+    @property
+    def finished(self) -> bool:
+        """Whether its ``run.json`` is there and complete."""
+        return read_run_record(Path(self.run_dir) / "run.json") is not None
+
+
+def study_split_files(datalist: str | os.PathLike, output_dir: str | os.PathLike, seeds: Sequence[int],
+                      *, reuse: bool = False) -> list[Path]:
+    """The study's split files ``<output_dir>/splits/datalist_split<k>.json``: written by :func:`seeded_splits`, or,
+    with ``reuse``, taken as they are when all exist (one run of a job array must not rewrite files other runs are
+    reading)."""
+    folder = Path(output_dir) / "splits"
+    paths = [folder / f"datalist_split{k}.json" for k in range(len(seeds))]
+    if reuse and all(p.is_file() for p in paths):
+        return paths
+    return seeded_splits(datalist, folder, seeds)
+
+
+def plan_study(output_dir: str | os.PathLike, strategies: Sequence[str] | None, seeds: Sequence[int],
+               split_files: Sequence[str | os.PathLike]) -> list[PlannedRun]:
+    """The study's runs, strategy by strategy (the table's order), split by split.
+
+    Args:
+        output_dir: the study folder.
+        strategies: strategy names (default: all, in the registry's order).
+        seeds: one seed per split.
+        split_files: the split datalists, one per seed (:func:`study_split_files`).
+
+    Returns:
+        One :class:`PlannedRun` per strategy and split.
+
+    Raises:
+        ValueError: an unknown strategy, or not one split file per seed.
+    """
+    if len(split_files) != len(seeds):
+        raise ValueError(f"{len(split_files)} split files for {len(seeds)} seeds.")
+    runs = []
+    for name in strategy_names(strategies):
+        for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
+            runs.append(PlannedRun(len(runs), name, k, int(seed), str(split_file), str(run_folder(output_dir, name, k))))
+    return runs
+
+
+@dataclass(frozen=True)
+class _StudyTask:
+    """Everything a worker process needs to train one planned run (picklable)."""
+
+    run: PlannedRun
+    config_files: tuple[str, ...]
+    evaluate_file: str
+    overrides: dict
+    tracking: str | None = None
+    experiment_name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.run.strategy} split {self.run.split} ({self.run.run_dir})"
+
+
+def run_planned(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.PathLike, run: PlannedRun,
+                overrides: Mapping[str, Any] | None = None, *, tracking: str | None = None,
+                experiment_name: str | None = None, device: str | None = None) -> StudyRun:
+    """Train and evaluate one planned run into its folder (:func:`run_once`), unless it is finished.
+
+    Args:
+        config_files, evaluate_file: the bundle's configs.
+        run: the run (:func:`plan_study`).
+        overrides: the study's overrides for every run.
+        tracking, experiment_name: as :func:`run_study`.
+        device: the device to train on (default: the bundle's ``device``).
+
+    Returns:
+        The run's :class:`StudyRun`.
+    """
+    settings = {**dict(overrides or {}), "strategy": run.strategy, "datalist": run.datalist, "seed": int(run.seed)}
+    if device is not None:
+        settings["device"] = str(device)
+    return run_once(config_files, evaluate_file, settings, run.run_dir, strategy=run.strategy, split=run.split,
+                    tracking=tracking, experiment_name=experiment_name)
+
+
+def _run_task(task: _StudyTask, device: str | None) -> StudyRun:
+    """A worker's entry point (module level, so that spawned processes import it by name)."""
+    return run_planned(task.config_files, task.evaluate_file, task.run, task.overrides, tracking=task.tracking,
+                       experiment_name=task.experiment_name, device=device)
+
+
+def collect_study(
+    config_files: Sequence[str | os.PathLike],
+    *,
+    output_dir: str | os.PathLike,
+    strategies: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    overrides: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    repeats: int = 5,
+    reference: str | None = "full",
+    settings: Mapping[str, Any] | None = None,
+    wall_s: float = 0.0,
+) -> StudyResult:
+    """Build the study table from the run folders (each run's ``run.json`` and ``eval/predictions.csv``), profile
+    each strategy's network here, and write the table files into ``output_dir``.
+
+    The runs may have been trained by this process, by worker processes or by the tasks of a job array on other
+    machines: the table depends only on what the run folders hold.
+
+    Args:
+        config_files: the bundle's training configs (to build each strategy's network for its cost).
+        output_dir: the study folder.
+        strategies, seeds, overrides, input_shape, repeats, reference: as :func:`run_study`.
+        settings: more settings to record.
+        wall_s: wall time to record.
+
+    Returns:
+        The written :class:`StudyResult`.
+
+    Raises:
+        FileNotFoundError: a run is not finished (every missing run is named, with its ``--only`` index).
+    """
+    out = Path(output_dir)
+    split_files = [out / "splits" / f"datalist_split{k}.json" for k in range(len(seeds))]
+    plan = plan_study(out, strategies, seeds, split_files)
+    records = {run.index: read_run_record(Path(run.run_dir) / "run.json") for run in plan}
+    missing = [run for run in plan if records[run.index] is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{out}: {len(missing)} of {len(plan)} runs are not finished: "
+            + "; ".join(f"--only {r.index} ({r.strategy} split {r.split}: no complete {r.run_dir}/run.json)" for r in missing))
+    rows = []
+    for name in strategy_names(strategies):
+        base = {**dict(overrides or {}), "strategy": name, "datalist": str(split_files[0])}
+        prof, shape, desc, pretrained = profile_strategy(config_files, base, input_shape, repeats)
+        runs = [records[r.index] for r in plan if r.strategy == name]
+        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained,
+                                get_strategy(name).description))
+        input_shape = shape
+    recorded = {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": strategy_names(strategies),
+                "repeats": repeats, "overrides": {k: v for k, v in (overrides or {}).items()}, **dict(settings or {})}
+    result = study_table(rows, out, reference=reference, settings=recorded, wall_s=wall_s)
+    result.write(out)
+    return result
+
+
 def run_study(
     config_files: Sequence[str | os.PathLike],
     evaluate_file: str | os.PathLike,
@@ -626,8 +810,15 @@ def run_study(
     tracking: str | None = None,
     experiment_name: str | None = None,
     reference: str | None = "full",
+    workers: int = 1,
+    devices: str | Sequence[str] | None = None,
 ) -> StudyResult:
     """Run every strategy on every seeded split through the bundle and collect the table.
+
+    The runs are independent: with ``workers`` or ``devices`` they train side by side in worker processes
+    (:func:`~medtl_monai.experiments.parallel.run_tasks`). Each run seeds itself (the bundle's ``set_determinism``
+    with the split's seed), so the table is the same whichever process trains which run; finished runs (a complete
+    ``run.json``) are not trained again, and a run killed mid-training resumes from its last checkpoint.
 
     Args:
         config_files: the bundle's ``train.json`` and override files.
@@ -645,39 +836,42 @@ def run_study(
         experiment_name: that experiment (default: an ``experiment_name`` override, else the study folder's name).
         reference: the strategy every other is compared with (AUROC difference with its t-interval over splits,
             DeLong p per split); the first strategy when it is not among ``strategies``; ``None``: no comparison.
+        workers: CPU worker processes training runs side by side (each with ``cores // workers`` torch threads);
+            1 trains them one after another in this process.
+        devices: one worker per device (``"cuda:0,cuda:1"`` or a list); overrides ``workers``.
 
     Returns:
         The :class:`StudyResult` (also written to ``output_dir``).
 
     Raises:
-        ValueError: an unknown strategy.
+        ValueError: an unknown strategy or device.
+        RuntimeError: some runs failed (the others are finished and kept; run the study again to retry them).
     """
     start = time.perf_counter()
-    names = strategy_names(strategies)
     say = progress or logger.info
     out = Path(output_dir)
-    split_files = seeded_splits(datalist, out / "splits", seeds)
+    device_list = parse_devices(devices)
+    split_files = study_split_files(datalist, out, seeds)
+    plan = plan_study(out, strategies, seeds, split_files)
     if tracking is not None and experiment_name is None:
         experiment_name = str((overrides or {}).get("experiment_name") or out.resolve().name)
-    rows = []
-    for name in names:
-        base = {**dict(overrides or {}), "strategy": name}
-        prof, shape, desc, pretrained = profile_strategy(config_files, {**base, "datalist": str(split_files[0])}, input_shape, repeats)
-        runs = []
-        for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
-            run = run_once(config_files, evaluate_file, {**base, "datalist": str(split_file), "seed": int(seed)},
-                           run_folder(out, name, k), strategy=name, split=k, tracking=tracking,
-                           experiment_name=experiment_name)
-            runs.append(run)
-            say(f"{name} split {k}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC {run.val_auroc:.3f}); "
-                f"test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}; train {run.train_s:.0f} s")
-        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained,
-                                get_strategy(name).description))
-        input_shape = shape
-    settings = {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": names, "repeats": repeats,
-                "overrides": {k: v for k, v in (overrides or {}).items()}}
+    pending = [run for run in plan if not run.finished]
+    if len(pending) < len(plan):
+        say(f"{len(plan) - len(pending)} of {len(plan)} runs are finished (their run.json is kept); "
+            f"{len(pending)} to train")
+    tasks = [_StudyTask(run, tuple(str(f) for f in config_files), str(evaluate_file), dict(overrides or {}), tracking,
+                        experiment_name) for run in pending]
+
+    def done(task: _StudyTask, run: StudyRun) -> None:
+        say(f"{run.strategy} split {run.split}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC "
+            f"{run.val_auroc:.3f}); test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}; train {run.train_s:.0f} s")
+
+    run_tasks(_run_task, tasks, workers=workers, devices=device_list, on_done=done)
+    settings: dict[str, Any] = {"workers": len(device_list) or int(workers)}
+    if device_list:
+        settings["devices"] = device_list
     if tracking is not None:
         settings.update(tracking=tracking, experiment_name=experiment_name)
-    result = study_table(rows, out, reference=reference, settings=settings, wall_s=time.perf_counter() - start)
-    result.write(out)
-    return result
+    return collect_study(config_files, output_dir=out, strategies=strategies, seeds=seeds, overrides=overrides,
+                         input_shape=input_shape, repeats=repeats, reference=reference, settings=settings,
+                         wall_s=time.perf_counter() - start)

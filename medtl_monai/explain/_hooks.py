@@ -16,7 +16,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-__all__ = ["resolve_layer", "default_target_layers", "ActivationRecorder"]
+__all__ = ["ActivationRecorder", "default_target_layers", "resolve_layer"]
 
 
 def resolve_layer(model: nn.Module, name: str) -> tuple[str, nn.Module]:

@@ -6,7 +6,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 
-__all__ = ["png_img", "metrics_table", "case_card", "page"]
+__all__ = ["case_card", "escape_text", "metrics_table", "page", "png_img"]
 
 _CSS = """
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; margin: 24px; color: #222; max-width: 1200px; }
@@ -22,6 +22,11 @@ table.metrics th { background: #f2f2f2; text-align: left; }
 .case .facts { font-size: 13px; margin-bottom: 6px; } .case .pictures { display: flex; gap: 8px; align-items: flex-start; flex-wrap: wrap; }
 .case img { max-height: 260px; border: 1px solid #eee; } .missing { font-size: 12px; color: #a00; }
 """
+
+
+def escape_text(text: str) -> str:
+    """Plain text made safe inside HTML."""
+    return escape(str(text))
 
 
 def png_img(data: bytes | None, alt: str, css_class: str = "") -> str:

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["roc_points", "pr_points", "confusion_matrix", "calibration_bins", "roc_figure", "pr_figure",
-           "confusion_figure", "calibration_figure"]
+from ..evaluation import CurveBand
+
+__all__ = ["calibration_bins", "calibration_figure", "confusion_figure", "confusion_matrix", "pr_figure", "pr_points",
+           "roc_figure", "roc_points"]
 
 
 def _thresholded(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,24 +95,39 @@ def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, object]:
     return fig, ax
 
 
-def roc_figure(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], auroc: float) -> Figure:
-    """ROC curve(s) with the chance diagonal; the title holds the AUROC."""
+def _shade(ax, band: CurveBand | None, color: str, step: bool) -> None:
+    if band is not None:
+        ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.2, lw=0, step="post" if step else None,
+                        label=f"{band.confidence:.0%} band")
+
+
+def roc_figure(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], auroc: float,
+               band: CurveBand | None = None, point: tuple[float, float] | None = None) -> Figure:
+    """ROC curve(s) with the chance diagonal; the title holds the AUROC. ``band``: the positive class's bootstrap
+    band (two classes); ``point``: an operating point ``(fpr, tpr)`` to mark (chosen on validation)."""
     fig, ax = _axes(f"ROC  (AUROC {auroc:.3f})", "false-positive rate (1 - specificity)", "true-positive rate (sensitivity)")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     for name, scores, targets in _one_vs_rest(probs, labels, class_names):
         fpr, tpr = roc_points(scores, targets)
-        ax.plot(fpr, tpr, lw=2, label=name)
+        line = ax.plot(fpr, tpr, lw=2, label=name)
+        _shade(ax, band, line[0].get_color(), step=True)
+    if point is not None:
+        ax.plot(*point, marker="o", ms=8, mfc="none", mew=2, color="black", ls="none",
+                label="operating point (validation)")
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
 
-def pr_figure(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], auprc: float) -> Figure:
-    """Precision-recall curve(s) with the prevalence line; the title holds the AUPRC (average precision)."""
+def pr_figure(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], auprc: float,
+              band: CurveBand | None = None) -> Figure:
+    """Precision-recall curve(s) with the prevalence line; the title holds the AUPRC (average precision).
+    ``band``: the positive class's bootstrap band of the interpolated precision (two classes)."""
     fig, ax = _axes(f"Precision-recall  (AUPRC {auprc:.3f})", "recall (sensitivity)", "precision (PPV)")
     for name, scores, targets in _one_vs_rest(probs, labels, class_names):
         recall, precision = pr_points(scores, targets)
         line = ax.plot(np.r_[0.0, recall], np.r_[precision[:1], precision], lw=2, drawstyle="steps-pre", label=name)
         ax.axhline(float(np.mean(targets)), ls="--", lw=1, color=line[0].get_color(), alpha=0.6)
+        _shade(ax, band, line[0].get_color(), step=False)
     ax.legend(loc="lower left", fontsize=8)
     return fig
 
@@ -133,16 +150,21 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], caption: st
     return fig
 
 
-def calibration_figure(scores: np.ndarray, targets: np.ndarray, what: str, n_bins: int | None = None) -> Figure:
+def calibration_figure(scores: np.ndarray, targets: np.ndarray, what: str, n_bins: int | None = None,
+                       scaled: np.ndarray | None = None, temperature: float | None = None) -> Figure:
     """Reliability diagram: observed frequency against mean predicted probability per bin (point size = cases);
-    10 bins, or 5 for fewer than 50 cases."""
+    10 bins, or 5 for fewer than 50 cases. ``scaled``: the same cases' probabilities after temperature scaling
+    (``temperature``, fitted on validation), drawn as a second curve."""
     n_bins = n_bins or (10 if len(scores) >= 50 else 5)
     fig, ax = _axes("Calibration", f"mean predicted {what}", "observed frequency")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
-    if len(scores):
-        mean, observed, counts = calibration_bins(scores, targets, n_bins)
-        ax.plot(mean, observed, marker="o", lw=1.5, label="model")
-        ax.scatter(mean, observed, s=20 + 180 * counts / counts.max(), alpha=0.35)
+    curves = [("model", scores)]
+    if scaled is not None:
+        curves.append((f"temperature-scaled (T = {temperature:.2f})", scaled))
+    for label, values in curves if len(scores) else []:
+        mean, observed, counts = calibration_bins(values, targets, n_bins)
+        line = ax.plot(mean, observed, marker="o", lw=1.5, label=label)
+        ax.scatter(mean, observed, s=20 + 180 * counts / counts.max(), alpha=0.35, color=line[0].get_color())
     ax.legend(loc="upper left", fontsize=8)
     return fig
 

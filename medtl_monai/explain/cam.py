@@ -173,6 +173,9 @@ class GradientCAM:
             if path not in grads:
                 raise RuntimeError(f"the class score does not depend on target layer {path!r}; choose a backbone layer.")
             raw = self.weigh(acts[path].float(), grads[path].float())
+            assemble = getattr(getattr(model, "backbone", None), "assemble_slice_maps", None)
+            if assemble is not None and raw.dim() == len(spatial) + 1:  # 2.5D: (B*S, 1, h, w) slab maps
+                raw = assemble(raw, spatial)  # -> (B, 1, *spatial) on the input's grid (so on its affine)
             layer_cams[path] = normalize_map(self.upsampler(spatial)(raw))
         cam = fuse_maps(list(layer_cams.values()), self.fusion)
         return CAMResult(cam=cam, layer_cams=layer_cams, logits=logits.detach(), class_idx=classes)

@@ -6,7 +6,9 @@ latest) holds everything the report needs: ``models/`` (the weights and the mode
 :class:`~medtl_monai.bundle.BundleModel`), ``config.json`` (the configs and overrides it was trained with, so the
 datalist is the run's own) and ``eval/predictions.csv`` (``configs/evaluate.json`` run with ``--run_name``). The
 report goes into ``<run>/eval/report`` unless ``report_dir`` says otherwise. The predictions must be cases of the
-datalist split explained (:func:`~medtl_monai.explain.report.check_prediction_ids`).
+datalist split explained (:func:`~medtl_monai.explain.report.check_prediction_ids`). When the evaluation also
+predicted the validation split (``<run>/eval/validation/predictions.csv``, as ``evaluate.json`` does by default),
+the report adds the operating point and the temperature chosen on it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ logger = logging.getLogger("medtl_monai.explain")
 
 #: the resolved config a training leaves in its run folder (``medtl_monai.bundle.run_config``)
 _RUN_CONFIG = "config.json"
+
+
+def _validation_beside(csv_path: Path) -> Path | None:
+    """The validation predictions ``configs/evaluate.json`` writes beside the test ones, when they exist."""
+    path = csv_path.parent / "validation" / csv_path.name
+    return path if path.is_file() else None
 
 
 def bundle_error_report(
@@ -102,5 +110,6 @@ def bundle_error_report(
         transform=model.transform,
         title=f"Error analysis: {root.name}" + (f", run {run_path.name}" if run_path != root else ""),
         items_source=source,
+        validation_predictions=_validation_beside(csv_path),
         **report_options,
     )

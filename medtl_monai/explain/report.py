@@ -3,7 +3,9 @@
 :func:`error_report` reads the evaluation's ``predictions.csv`` (``medtl_monai.evaluation.PredictionWriter``: ``id``,
 ``label``, ``prob_<class>``..., ``prediction``) and writes into ``output_dir``::
 
-    report.html       metrics, ROC and precision-recall curves, confusion matrix, calibration plot, every
+    report.html       metrics with 95% CIs, ROC and precision-recall curves with bootstrap bands, confusion
+                      matrix, calibration plot (before and after temperature scaling fitted on validation), the
+                      operating point chosen on validation with test sensitivity / specificity and CIs, every
                       misclassified case (most confident first) and the most confident correct cases, each with its
                       image (3D: the axial slice through the CAM peak) and its CAM overlay; images are embedded
     roc.png, pr.png, confusion.png, calibration.png
@@ -29,7 +31,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation import classification_summary
+from ..evaluation import (
+    apply_temperature,
+    classification_summary,
+    logits_from_probabilities,
+    patient_groups,
+    post_hoc_metrics,
+    pr_band,
+    read_prediction_table,
+    roc_band,
+    summary_with_ci,
+)
 from . import _html, _plots
 from ._hooks import default_target_layers
 from .cam import GradientCAM, make_cam
@@ -83,35 +95,25 @@ def _predict(probs: Sequence[float], threshold: float) -> int:
 
 
 def read_predictions(path: str | os.PathLike, threshold: float = 0.5) -> tuple[list[CaseRow], list[str]]:
-    """Read a ``predictions.csv`` and re-derive predictions at ``threshold`` (two classes; else arg-max).
+    """Read a ``predictions.csv`` (:func:`~medtl_monai.evaluation.read_prediction_table`) and re-derive predictions
+    at ``threshold`` (two classes; else arg-max).
 
     Args:
         path: the CSV.
         threshold: probability of class 1 from which a case is called class 1 (two classes only).
 
     Returns:
-        ``(labelled rows, class names)``; unlabelled rows (inference) are skipped.
+        ``(labelled rows, class names)``; unlabelled rows (inference) and skipped cases are left out.
 
     Raises:
-        ValueError: no ``prob_`` columns, a label that is not a class name, or no labelled row.
+        ValueError: not a predictions file, a label that is not a class name, or no labelled row.
     """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        names = [c[len("prob_"):] for c in fields if c.startswith("prob_")]
-        if len(names) < 2 or "id" not in fields or "label" not in fields:
-            raise ValueError(f"{str(path)!r} is not a predictions file (id, label, prob_<class>... columns).")
-        rows = []
-        for raw in reader:
-            if not raw["label"]:
-                continue
-            if raw["label"] not in names:
-                raise ValueError(f"label {raw['label']!r} of case {raw['id']!r} is not one of the classes {names}.")
-            probs = tuple(float(raw[f"prob_{n}"]) for n in names)
-            rows.append(CaseRow(raw["id"], names.index(raw["label"]), probs, _predict(probs, threshold)))
-    if not rows:
+    table = read_prediction_table(path)
+    if not len(table):
         raise ValueError(f"{str(path)!r} has no labelled case; the report needs an evaluation, not an inference.")
-    return rows, names
+    rows = [CaseRow(i, int(y), tuple(float(v) for v in p), _predict(p, threshold))
+            for i, y, p in zip(table.ids, table.labels, table.probs)]
+    return rows, list(table.class_names)
 
 
 class PredictionsMismatchError(ValueError):
@@ -193,6 +195,52 @@ def _facts(row: CaseRow, names: Sequence[str]) -> str:
             f"p({names[row.prediction]}) = {row.confidence:.3f}")
 
 
+def _with_interval(entry: Mapping) -> str:
+    """``value [low, high]`` of a metric with its CI."""
+    return f"{entry['value']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+
+
+def _curve_note(ci: Mapping, binary: bool) -> str:
+    method = ci["auroc"]["method"]
+    bands = "Shaded: pointwise 95% bootstrap bands of the ROC and precision-recall curves. " if binary else ""
+    return (f"Brackets: 95% confidence intervals ({method}). {bands}"
+            "Calibration: the reliability curve of the raw probabilities and, when a validation evaluation exists, "
+            "after temperature scaling fitted on validation.")
+
+
+def _post_hoc_html(post_hoc: Mapping) -> str:
+    """The operating point and calibration chosen on validation, as two tables and a note."""
+    parts: list[str] = []
+    point, calibration = post_hoc["operating_point"], post_hoc["calibration"]
+    if "skipped" in point:
+        parts.append(f'<p class="note">Operating point: {_html.escape_text(point["skipped"])}.</p>')
+    else:
+        rule = point["rule"] + ("" if point["target"] is None else f" (target {point['target']:g})")
+        parts.append(_html.metrics_table({
+            "rule": rule, "threshold": f"{point['threshold']:.4f}",
+            "validation cases": str(point["chosen_on_cases"]),
+            "validation sensitivity": f"{point['validation']['sensitivity']:.3f}",
+            "validation specificity": f"{point['validation']['specificity']:.3f}",
+            "test sensitivity": _with_interval(point["sensitivity"]),
+            "test specificity": _with_interval(point["specificity"]),
+        }))
+    if "skipped" in calibration:
+        parts.append(f'<p class="note">Calibration: {_html.escape_text(calibration["skipped"])}.</p>')
+    else:
+        test = calibration["test"]
+        parts.append(_html.metrics_table({
+            "temperature": f"{calibration['temperature']:.3f}",
+            "test ECE raw": _with_interval(test["raw"]["ece"]),
+            "test ECE scaled": _with_interval(test["temperature_scaled"]["ece"]),
+            "test Brier raw": _with_interval(test["raw"]["brier"]),
+            "test Brier scaled": _with_interval(test["temperature_scaled"]["brier"]),
+        }))
+    parts.append('<p class="note">The threshold and the temperature were chosen on the validation split only; the '
+                 "test numbers above are their first use on the test split (the ROC plot marks the operating "
+                 "point).</p>")
+    return "".join(parts)
+
+
 def error_report(
     predictions: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -208,6 +256,8 @@ def error_report(
     channel: int = 0,
     title: str = "Error analysis",
     items_source: str | None = None,
+    validation_predictions: str | os.PathLike | None = None,
+    n_resamples: int = 1000,
 ) -> Path:
     """Write the error-analysis report of an evaluation (see the module docstring for the files).
 
@@ -227,6 +277,12 @@ def error_report(
         channel: image channel shown (the CT bundle's channel 0 is the lung window).
         title: page title.
         items_source: what ``items`` are, named in the error when the ids do not match (e.g. the datalist file).
+        validation_predictions: the validation split's ``predictions.csv`` of the same model; with it the report
+            adds the operating point and the temperature chosen on validation
+            (:func:`~medtl_monai.evaluation.post_hoc_metrics`): the point on the ROC curve, test sensitivity and
+            specificity at it with CIs, and the calibration before and after temperature scaling.
+        n_resamples: bootstrap resamples of the confidence intervals and bands (whole patients when ``items`` carry
+            ``patient_id``).
 
     Returns:
         The path of ``report.html``.
@@ -242,15 +298,31 @@ def error_report(
     (out / "cases").mkdir(parents=True, exist_ok=True)
     probs = np.array([r.probs for r in rows])
     labels = np.array([r.label for r in rows])
+    groups = patient_groups([r.id for r in rows], items) if items is not None else None
     summary = classification_summary(probs, labels, threshold)
+    ci = summary_with_ci(probs, labels, threshold, groups=groups, n_resamples=n_resamples)
+    post_hoc = (post_hoc_metrics(validation_predictions, predictions, items=items, n_resamples=n_resamples)
+                if validation_predictions is not None and Path(validation_predictions).is_file() else None)
+    point = post_hoc["operating_point"] if post_hoc and "skipped" not in post_hoc["operating_point"] else None
+    temperature = (post_hoc["calibration"]["temperature"]
+                   if post_hoc and "skipped" not in post_hoc["calibration"] else None)
     matrix = _plots.confusion_matrix(labels, [r.prediction for r in rows], len(names))
     binary = len(names) == 2
-    scores, targets = (probs[:, 1], labels == 1) if binary else (probs.max(1), probs.argmax(1) == labels)
+    scaled = None if temperature is None else apply_temperature(logits_from_probabilities(probs), temperature)
+    if binary:
+        scores, targets, what = probs[:, 1], labels == 1, f"p({names[1]})"
+        scaled_scores = None if scaled is None else scaled[:, 1]
+        bands = {"roc": roc_band(targets, scores, groups, n_resamples), "pr": pr_band(targets, scores, groups, n_resamples)}
+    else:
+        scores, targets, what = probs.max(1), probs.argmax(1) == labels, "confidence"
+        scaled_scores = None if scaled is None else scaled.max(1)
+        bands = {"roc": None, "pr": None}
+    marker = None if point is None else (1.0 - point["specificity"]["value"], point["sensitivity"]["value"])
     figures = {
-        "roc": _plots.roc_figure(probs, labels, names, summary["auroc"]),
-        "pr": _plots.pr_figure(probs, labels, names, summary["auprc"]),
+        "roc": _plots.roc_figure(probs, labels, names, summary["auroc"], band=bands["roc"], point=marker),
+        "pr": _plots.pr_figure(probs, labels, names, summary["auprc"], band=bands["pr"]),
         "confusion": _plots.confusion_figure(matrix, names, f"threshold {threshold:g}" if binary else "arg-max"),
-        "calibration": _plots.calibration_figure(scores, targets, f"p({names[1]})" if binary else "confidence"),
+        "calibration": _plots.calibration_figure(scores, targets, what, scaled=scaled_scores, temperature=temperature),
     }
     pngs = {key: save_figure(fig, out / f"{key}.png") for key, fig in figures.items()}
     relabel = write_relabel_csv(rows, names, out / "relabel.csv")
@@ -275,17 +347,21 @@ def error_report(
             pictures = [_html.png_img(None, "image and CAM")]
         return _html.case_card(row.id, _facts(row, names), row.correct, pictures)
 
-    metrics = {
-        "cases": str(len(rows)), "misclassified": str(len(wrong)), "AUROC": f"{summary['auroc']:.3f}",
-        "AUPRC": f"{summary['auprc']:.3f}", "accuracy": f"{summary['accuracy']:.3f}",
-        "sensitivity": f"{summary['sensitivity']:.3f}", "specificity": f"{summary['specificity']:.3f}",
-        "threshold": f"{threshold:g}" if binary else "arg-max",
-    }
+    metrics = {"cases": str(len(rows)), "patients": "-" if ci["n_patients"] is None else str(ci["n_patients"]),
+               "misclassified": str(len(wrong))}
+    for label, key in (("AUROC", "auroc"), ("AUPRC", "auprc"), ("accuracy", "accuracy"),
+                       ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("Brier", "brier"),
+                       ("ECE", "ece")):
+        metrics[label] = _with_interval(ci[key])
+    metrics["threshold"] = f"{threshold:g}" if binary else "arg-max"
     curves = "".join(f"<figure>{_html.png_img(pngs[k], k)}<figcaption>{k}.png</figcaption></figure>" for k in figures)
     more = f" (showing the first {len(shown_wrong)})" if len(shown_wrong) < len(wrong) else ""
     sections = [
         ("summary", "Summary", _html.metrics_table(metrics)),
-        ("curves", "Curves, confusion matrix and calibration", f'<div class="figures">{curves}</div>'),
+        ("curves", "Curves, confusion matrix and calibration",
+         f'<div class="figures">{curves}</div><p class="note">{_html.escape_text(_curve_note(ci, binary))}</p>'),
+        *([("validation", "Chosen on validation: operating point and calibration", _post_hoc_html(post_hoc))]
+          if post_hoc else []),
         ("misclassified", f"Misclassified cases: {len(wrong)}{more}, most confident first",
          f'<div class="cases">{"".join(card(r) for r in shown_wrong)}</div>'),
         ("correct", f"Most confident correct cases: {len(right)}", f'<div class="cases">{"".join(card(r) for r in right)}</div>'),

@@ -7,6 +7,11 @@ iteration it explains the batch the evaluator has just run and writes, under ``o
     <case>_cam.png      2D: image and overlay; 3D: axial, coronal and sagittal slices through the CAM peak
     cams.csv            id, explained class, its probability, predicted class, peak position, file names
 
+With ``multi_label=True`` (a model with one sigmoid per class, ``configs/multi_label.json``) each case gets one map
+per explained class, ``<case>_cam_<class>.nii.gz`` / ``.png``, and one row per map in ``cams.csv``: the explained
+classes are every class whose probability is at least ``threshold`` (the findings the model reports), or the most
+probable class when none is, so that every case is explained; a given ``class_idx`` explains that class only.
+
 Cases are named by their datalist / folder id (made file-name safe), never by anything read from image headers.
 """
 
@@ -104,6 +109,9 @@ class CAMWriter:
         png: write PNG pictures.
         channel: image channel shown in the PNG.
         index_name: name of the index CSV (``None``: none).
+        multi_label: the network has one sigmoid output per class: probabilities are sigmoids and each case gets a
+            map per class at or above ``threshold`` (see the module docstring).
+        threshold: multi-label: the probability from which a class is explained (and predicted).
     """
 
     def __init__(
@@ -118,6 +126,8 @@ class CAMWriter:
         png: bool | str = True,
         channel: int = 0,
         index_name: str | None = "cams.csv",
+        multi_label: bool | str = False,
+        threshold: float = 0.5,
     ) -> None:
         self.cam, self.output_dir = cam, Path(output_dir)
         self.class_names = [str(c) for c in class_names] if class_names is not None else None
@@ -125,6 +135,7 @@ class CAMWriter:
         self.image_key, self.id_key = image_key, id_key
         self.nifti, self.png = as_bool(nifti, "nifti"), as_bool(png, "png")
         self.channel, self.index_name = int(channel), index_name
+        self.multi_label, self.threshold = as_bool(multi_label, "multi_label"), float(threshold)
         self.rows: list[dict] = []
 
     def attach(self, engine: Engine) -> None:
@@ -145,11 +156,39 @@ class CAMWriter:
         images = [item[self.image_key] for item in items]
         device = next(self.cam.nn_module.parameters()).device
         x = torch.stack([im.as_tensor() if isinstance(im, MetaTensor) else torch.as_tensor(im) for im in images]).to(device)
+        if self.multi_label:
+            self._explain_classes(items, images, x)
+            return
         result = self.cam.compute(x, self.class_idx)
         probs = torch.softmax(result.logits.float(), 1).cpu()
         for i, (item, image) in enumerate(zip(items, images)):
             case_id = str(item.get(self.id_key) or f"case{len(self.rows):05d}")
             self.rows.append(self.write_case(case_id, image, result.cam[i, 0], int(result.class_idx[i]), probs[i]))
+
+    def explained_classes(self, probs: torch.Tensor) -> list[int]:
+        """Multi-label: the classes explained for one case's ``(K,)`` sigmoid probabilities (``class_idx`` if given,
+        else every class at or above ``threshold``, else the most probable one)."""
+        if self.class_idx is not None:
+            return [self.class_idx]
+        present = [k for k, p in enumerate(probs.tolist()) if p >= self.threshold]
+        return present or [int(probs.argmax())]
+
+    def _explain_classes(self, items: list[dict], images: list, x: torch.Tensor) -> None:
+        """Multi-label: one backward pass per class any case of the batch explains, a map per (case, class)."""
+        model = self.cam.nn_module
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                probs = torch.sigmoid(model(x).float()).cpu()
+        finally:
+            model.train(was_training)
+        wanted = [self.explained_classes(p) for p in probs]
+        maps = {k: self.cam.compute(x, k).cam for k in sorted({k for ks in wanted for k in ks})}
+        for i, (item, image) in enumerate(zip(items, images)):
+            case_id = str(item.get(self.id_key) or f"case{len(self.rows):05d}")
+            for k in wanted[i]:
+                self.rows.append(self.write_case(case_id, image, maps[k][i, 0], k, probs[i]))
 
     def write_case(self, case_id: str, image: torch.Tensor, cam: torch.Tensor, class_index: int, probs: torch.Tensor) -> dict:
         """Write one case's files.
@@ -159,27 +198,32 @@ class CAMWriter:
             image: its preprocessed image ``(C, *spatial)`` (a ``MetaTensor`` carries the affine).
             cam: its map ``(*spatial)``.
             class_index: the explained class.
-            probs: its class probabilities.
+            probs: its class probabilities (multi-label: per-class sigmoids).
 
         Returns:
             The case's row of the index CSV.
         """
         stem = case_filename(case_id)
+        if self.multi_label:  # one map per class: the class in the file names; every class at the threshold predicted
+            stem = f"{stem}_cam_{case_filename(self._name(class_index))}"
+            prediction = ";".join(self._name(k) for k, p in enumerate(probs.tolist()) if p >= self.threshold)
+        else:
+            stem, prediction = f"{stem}_cam", self._name(int(probs.argmax()))
         affine = nifti_affine(image)
         row = {
             "id": case_id,
             "explained_class": self._name(class_index),
             "probability": f"{float(probs[class_index]):.6f}",
-            "prediction": self._name(int(probs.argmax())),
+            "prediction": prediction,
             "peak": " ".join(str(i) for i in peak_index(cam)),
             "nifti": "",
             "png": "",
         }
         if self.nifti:
-            row["nifti"] = save_cam_nifti(cam, affine, self.output_dir / f"{stem}_cam.nii.gz").name
+            row["nifti"] = save_cam_nifti(cam, affine, self.output_dir / f"{stem}.nii.gz").name
         if self.png:
-            save_figure(cam_figure(image, cam, affine=affine, channel=self.channel), self.output_dir / f"{stem}_cam.png")
-            row["png"] = f"{stem}_cam.png"
+            save_figure(cam_figure(image, cam, affine=affine, channel=self.channel), self.output_dir / f"{stem}.png")
+            row["png"] = f"{stem}.png"
         return row
 
     def _write_index(self, engine: Engine) -> None:

@@ -17,7 +17,7 @@ from ._family import Family, rename
 if TYPE_CHECKING:
     from .families import FamilySpec
 
-__all__ = ["DenseNetFamily", "DENSENET"]
+__all__ = ["DENSENET", "DenseNetFamily"]
 
 _OLD_STYLE = re.compile(r"^(.*denselayer\d+)\.(norm|relu|conv)\.([12])\.(.+)$")  # torchvision's old file format
 _LAYER = re.compile(r"^(.*denselayer\d+)\.((?:norm|conv)[12]\..+)$")

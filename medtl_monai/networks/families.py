@@ -28,7 +28,7 @@ from ._densenet import DENSENET
 from ._family import Family
 from ._resnet import RESNET
 
-__all__ = ["Family", "FamilySpec", "FAMILIES", "StemConfig", "get_family", "build_backbone", "make_stem"]
+__all__ = ["FAMILIES", "Family", "FamilySpec", "StemConfig", "build_backbone", "get_family", "make_stem"]
 
 _URL_BASE = "https://download.pytorch.org/models/"
 

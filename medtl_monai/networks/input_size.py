@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .acs import ACSConv3d
+
 __all__ = ["Window", "backbone_windows", "min_input_size", "required_input", "window_extents"]
 
-_WINDOWS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+_CONVS = (nn.modules.conv._ConvNd, ACSConv3d)  # an ACS convolution's window along each axis is its 2D kernel's
+_WINDOWS = (*_CONVS, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def backbone_windows(backbone: nn.Sequential, spatial_dims: int, shortcuts: tupl
                       for name in ("kernel_size", "stride", "padding", "dilation")]
             for axis in range(spatial_dims):
                 k, s, p, d = (values[axis] for values in params)
-                chains[axis].append(Window(stage, k, s, p, d, isinstance(layer, nn.modules.conv._ConvNd)))
+                chains[axis].append(Window(stage, k, s, p, d, isinstance(layer, _CONVS)))
     return chains
 
 

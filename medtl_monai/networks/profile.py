@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["ModelProfile", "count_parameters", "count_macs", "peak_memory_bytes", "profile_model"]
+__all__ = ["ModelProfile", "count_macs", "count_parameters", "peak_memory_bytes", "profile_model"]
 
 
 @dataclass

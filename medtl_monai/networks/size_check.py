@@ -61,7 +61,9 @@ def check_input_size(
     """
     dims = int(network.spatial_dims)
     size = as_input_size(image_size, dims)
-    chains = backbone_windows(network.backbone, dims, get_family(network.arch).family.shortcut_branches)
+    layer_dims = int(getattr(network, "backbone_dims", dims))
+    chains = backbone_windows(network.backbone, layer_dims, get_family(network.arch).family.shortcut_branches)
+    chains += [[] for _ in range(dims - layer_dims)]  # axes no layer slides along (2.5D slices): any extent >= 1
     minimum = tuple(required_input(chain) for chain in chains)
     small = [axis for axis in range(dims) if size[axis] < minimum[axis]]
     if small:
@@ -80,7 +82,8 @@ def _too_small(network: TransferClassifier, size: tuple[int, ...], minimum: tupl
     fitting = _deepest_fitting_stage(network, size, chains)
     if fitting is not None:
         fixes.append(f"cut at {fitting!r} or earlier")
-    if len(size) == 3 and len(size) - 1 in small and (network.stem_depth_stride > 1 or network.pool_depth_stride > 1):
+    if len(size) == 3 and len(size) - 1 in small and network.stem_depth_stride is not None and (
+            network.stem_depth_stride > 1 or network.pool_depth_stride > 1):
         strides = f"{network.pool_depth_stride}/{network.stem_depth_stride}"
         fixes.append(f"set pool_depth_stride/stem_depth_stride to 1 (now {strides})")
     return (f"{network.arch} cut={network.cut!r} needs an input of at least {list(minimum)}; image_size {list(size)} "

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from .families import FamilySpec
 
-__all__ = ["parse_cut", "truncate_backbone", "slim_top", "feature_channels"]
+__all__ = ["feature_channels", "parse_cut", "slim_top", "truncate_backbone"]
 
 
 def parse_cut(cut: str | int | None, spec: FamilySpec) -> str | int | None:

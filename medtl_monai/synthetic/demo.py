@@ -38,7 +38,7 @@ from .dicom import uid, write_ct_series, write_xray
 from .nifti import write_bids_sidecar, write_ct_nifti, write_xray_nifti
 from .phantom import CTGeometry, render_ct, render_xray, sample_anatomy, sample_findings
 
-__all__ = ["CLASS_NAMES", "DemoCase", "plan_cases", "make_demo_dataset"]
+__all__ = ["CLASS_NAMES", "DemoCase", "make_demo_dataset", "plan_cases"]
 
 #: Class names of the demo task, in index order.
 CLASS_NAMES: tuple[str, str] = ("negative", "positive")

@@ -33,10 +33,10 @@ from pydicom.valuerep import format_number_as_ds
 from ..io import lps_ras_flip
 
 __all__ = [
-    "CT_IMAGE_STORAGE",
-    "ENHANCED_CT_IMAGE_STORAGE",
     "CR_IMAGE_STORAGE",
+    "CT_IMAGE_STORAGE",
     "DX_IMAGE_STORAGE",
+    "ENHANCED_CT_IMAGE_STORAGE",
     "SyntheticVolume",
     "uid",
     "write_ct_series",

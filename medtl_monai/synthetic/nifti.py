@@ -17,7 +17,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-__all__ = ["ct_nifti_affine", "xray_nifti_affine", "write_ct_nifti", "write_xray_nifti", "write_bids_sidecar"]
+__all__ = ["ct_nifti_affine", "write_bids_sidecar", "write_ct_nifti", "write_xray_nifti", "xray_nifti_affine"]
 
 
 def ct_nifti_affine(spacing: Sequence[float], origin: Sequence[float]) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 A phantom is drawn from a patient's :class:`Anatomy` (body size, fat, lungs, heart, diaphragm domes, spine, ribs,
 sternum, trachea, aorta) and a session's :class:`Findings` (pose on the table, vessels, nodules, dependent
-atelectasis and, for the positive class, ground-glass opacities near -500 HU). Everything is defined in millimetres
-in a body frame, so the same case can be rendered on any grid: :func:`render_ct` on a CT grid, :func:`render_xray`
-integrates attenuation along the antero-posterior axis on a coarser grid.
+atelectasis and, for the positive class, ground-glass opacities near -500 HU; pleural effusions when asked for, as
+the multi-label demo does). Everything is defined in millimetres in a body frame, so the same case can be rendered on
+any grid: :func:`render_ct` on a CT grid, :func:`render_xray` integrates attenuation along the antero-posterior axis
+on a coarser grid.
 
 Coordinates follow DICOM's patient frame (LPS): ``x`` towards the patient's left, ``y`` posterior, ``z`` superior.
 Volumes are numpy arrays indexed ``[z, y, x]`` (slice, row, column), like a stack of DICOM slices.
@@ -18,13 +19,22 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Anatomy", "Findings", "CTGeometry", "sample_anatomy", "sample_findings", "render_ct", "render_xray",
-           "MU_WATER_PER_MM"]
+__all__ = [
+    "MU_WATER_PER_MM",
+    "Anatomy",
+    "CTGeometry",
+    "Findings",
+    "render_ct",
+    "render_xray",
+    "sample_anatomy",
+    "sample_findings",
+]
 
 #: Linear attenuation of water per mm at an effective energy of about 70 keV.
 MU_WATER_PER_MM = 0.0195
 
 _AIR, _FAT, _SOFT, _BLOOD, _LIVER, _BONE, _CORTEX = -1000.0, -100.0, 40.0, 45.0, 60.0, 350.0, 700.0
+_FLUID = 10.0  # pleural effusion (transudate)
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,9 @@ class Findings:
         atelectasis: ``(u, v, w)`` centres of dependent atelectasis bands (confounders, both classes).
         opacities: ``(u, v, w, sigma, amplitude)`` of ground-glass opacities (positive class).
         noise: standard deviation of CT noise in HU.
+        effusions: ``(side, height)`` of pleural effusions: fluid (10 HU) filling the lung of ``side`` (-1 the
+            patient's right, +1 the left) from its lowest point up to ``height`` mm, rising 15 mm towards the chest
+            wall (a meniscus); on a radiograph a blunted costophrenic angle and a fluid level.
     """
 
     shift: tuple[float, float]
@@ -81,6 +94,7 @@ class Findings:
     atelectasis: list[tuple[float, float, float]] = field(default_factory=list)
     opacities: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     noise: float = 15.0
+    effusions: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -278,9 +292,11 @@ def render_ct(anat: Anatomy, findings: Findings, grid: CTGeometry, *, table: boo
         lung[sl] |= inside
     hsl, hr2, _ = cv.box(*anat.heart)
     lung[hsl] &= hr2 > 1.0
+    fluid = _effusions(cv, anat, lung)
     # aerated lung with a gravity-dependent (posterior) density gradient
     gradient = anat.lung_gradient * (cv.v_full() - vc) / lb
     cv.vol[lung] = (anat.lung_hu + np.broadcast_to(gradient, grid.shape))[lung]
+    cv.vol[fluid] = _FLUID
     # ground-glass opacities inside aerated lung, capped below consolidation
     for u, v, w, sigma, amp in findings.opacities:
         sl, r2, _ = cv.box((u, v, w), (3 * sigma, 3 * sigma, 3 * sigma))
@@ -316,6 +332,20 @@ def render_ct(anat: Anatomy, findings: Findings, grid: CTGeometry, *, table: boo
             raise ValueError("noise=True needs an rng")
         hu = hu + rng.normal(0.0, findings.noise, size=hu.shape).astype(np.float32)
     return hu.astype(np.float32), lung
+
+
+def _effusions(cv: _Canvas, anat: Anatomy, lung: np.ndarray) -> np.ndarray:
+    """Remove the pleural fluid of ``cv.f.effusions`` from the ``lung`` mask (in place) and return the fluid mask."""
+    fluid = np.zeros(lung.shape, dtype=bool)
+    (la, lb), (top, base) = anat.lung_radii, (anat.lung_top, anat.lung_base)
+    for side, height in cv.f.effusions:
+        dome = anat.dome_rise[0 if side < 0 else 1]
+        sl, r2, (u, _, z) = cv.box((side * anat.lung_offset, 0.05 * anat.body[1], (top + base) / 2),
+                                   (la, lb, (top - base) / 2))
+        level = base + dome - 40.0 + height + 15.0 * np.clip(r2, 0.0, 1.0)  # rises towards the chest wall
+        fluid[sl] |= lung[sl] & (z < level) & (u * side > 0)
+    lung &= ~fluid
+    return fluid
 
 
 def _ribs(cv: _Canvas, anat: Anatomy) -> None:

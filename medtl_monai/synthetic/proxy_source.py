@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["PROXY_CLASSES", "render_proxy_image", "make_proxy_source"]
+__all__ = ["PROXY_CLASSES", "make_proxy_source", "render_proxy_image"]
 
 PROXY_CLASSES: tuple[str, ...] = (
     "disk", "ring", "square", "triangle", "cross", "grating", "checkerboard", "spots", "curve", "noise",

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["INTERMEDIATE_CLASSES", "TARGET_CLASSES", "render_fundus", "render_endoscopy", "make_two_step_demo"]
+__all__ = ["INTERMEDIATE_CLASSES", "TARGET_CLASSES", "make_two_step_demo", "render_endoscopy", "render_fundus"]
 
 INTERMEDIATE_CLASSES: tuple[str, str] = ("healthy", "retinopathy")
 TARGET_CLASSES: tuple[str, str] = ("benign", "malignant")

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from ..networks import get_family, unwrap
 
-__all__ = ["HEAD", "check_network", "stage_groups", "group_name", "group_parameters", "resolve_groups"]
+__all__ = ["HEAD", "check_network", "group_name", "group_parameters", "resolve_groups", "stage_groups"]
 
 #: Name of the classification head's group (the key prefix of its parameters is ``head.``).
 HEAD = "head"

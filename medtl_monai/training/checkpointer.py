@@ -3,7 +3,10 @@ training state, and automatic resume from it.
 
 A run killed at any moment (``kill -9`` included) leaves every checkpoint either in its previous or its new
 complete state: files are written to a temporary name in the same folder, flushed to disk, then renamed
-(``os.replace`` is atomic on POSIX). Running the same command again resumes from the last completed epoch.
+(``os.replace`` is atomic on POSIX). Running the same command again resumes from the last saved epoch (every epoch
+by default; every ``last_every`` epochs when writing the full training state each epoch costs too much, e.g. large
+3D networks with short epochs: ``epoch_times.json`` of :class:`~medtl_monai.training.EpochTimeBreakdown` shows the
+share). The seconds spent writing are reported to that breakdown as its ``checkpoint`` part.
 Each checkpoint records the hash of the config that made it (``config_hash``, see
 :func:`medtl_monai.bundle.config_hash`): resuming with another config stops with a message instead of mixing two
 trainings. Every file holds only tensors and plain Python values, so it loads with
@@ -16,6 +19,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,7 +103,8 @@ class TrainingCheckpointer:
         - ``metrics_name`` (default ``metrics.json``): with every new ``best_name``, ``{"key_metric", "best_metric",
           "best_epoch", "metrics": <all validation metrics of that epoch>, "config_hash"}``;
         - ``last_name`` (default ``checkpoint_last.pt``): ``{"network", "optimizer", "lr_scheduler", "epoch",
-          "iteration", "best_metric", "best_epoch", "key_metric", "config_hash"}`` after every epoch, for resuming;
+          "iteration", "best_metric", "best_epoch", "key_metric", "config_hash"}`` after every ``last_every``-th
+          epoch and at the end of training, for resuming;
         - ``final_name`` (default ``model_final.pt``): the network at the end of training.
 
     ``best_name`` stays a bare state dict (what MONAI's ``CheckpointLoader`` and ``ckpt_export`` read); its config
@@ -119,6 +124,10 @@ class TrainingCheckpointer:
         config_hash: the hash of the resolved config of this training, stored in every checkpoint; resuming from a
             checkpoint with another hash raises. ``None``: not recorded, not checked.
         best_name, last_name, final_name, card_name, metrics_name: file names.
+        last_every: write ``last_name`` after every ``last_every``-th epoch (1: every epoch); it is always written
+            when training ends. A run killed in between resumes from the last written epoch and trains the epochs
+            after it again; the best model written meanwhile is kept as the best (its metrics file says which epoch
+            and value it has), so a retrained epoch replaces it only when it is better.
 
     Raises:
         ValueError: at the start of training, when ``checkpoint_last.pt`` was made by a config with another hash.
@@ -143,9 +152,13 @@ class TrainingCheckpointer:
         card_name: str = "model_card.json",
         config_hash: str | None = None,
         metrics_name: str = "metrics.json",
+        last_every: int = 1,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode={mode!r} must be 'max' or 'min'.")
+        if int(last_every) < 1:
+            raise ValueError(f"last_every={last_every!r} must be a whole number of epochs >= 1.")
+        self.last_every = int(last_every)
         self.ckpt_dir = Path(ckpt_dir)
         self.network, self.optimizer, self.evaluator, self.lr_scheduler = network, optimizer, evaluator, lr_scheduler
         self.key_metric, self.mode, self.resume = key_metric, mode, as_bool(resume, "resume")
@@ -159,6 +172,7 @@ class TrainingCheckpointer:
         self.metrics_path = self.ckpt_dir / metrics_name
         self.best_metric: float | None = None
         self.best_epoch = 0
+        self._last_saved_epoch: int | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load_last)
@@ -199,22 +213,35 @@ class TrainingCheckpointer:
         atomic_write_text(json.dumps(doc, indent=2) + "\n", self.metrics_path)
 
     def save_epoch(self, engine: Engine) -> None:
-        """Update the best checkpoint if the epoch's validation improved it, then the last checkpoint."""
-        if not is_writer():
-            return
+        """Update the best checkpoint if the epoch's validation improved it, then (every ``last_every`` epochs) the
+        last checkpoint."""
         if self.evaluator is not None and self.key_metric in self.evaluator.state.metrics:
             value = float(self.evaluator.state.metrics[self.key_metric])
-            if self._better(value):
+            if self._better(value):  # every process keeps the best, so that any of them could write the last state
                 self.best_metric, self.best_epoch = value, int(engine.state.epoch)
-                self._save_best()
-                self._save_metrics()
-                logger.info("epoch %d: new best %s = %.4f, saved %s", engine.state.epoch, self.key_metric, value, self.best_path)
+                if is_writer():
+                    start = time.perf_counter()
+                    self._save_best()
+                    self._save_metrics()
+                    _report_time(engine, time.perf_counter() - start)
+                    logger.info("epoch %d: new best %s = %.4f, saved %s", engine.state.epoch, self.key_metric, value,
+                                self.best_path)
+        if is_writer() and int(engine.state.epoch) % self.last_every == 0:
+            self._save_last(engine)
+
+    def _save_last(self, engine: Engine) -> None:
+        start = time.perf_counter()
         atomic_torch_save(self.state(engine), self.last_path)
+        self._last_saved_epoch = int(engine.state.epoch)
+        _report_time(engine, time.perf_counter() - start)
 
     def save_final(self, engine: Engine) -> None:
-        """Save the final network, and the best one too when no validation ever ranked one."""
+        """Save the final network and the last state (when the last epoch did not), and the best network too when
+        no validation ever ranked one."""
         if not is_writer():
             return
+        if engine.state.epoch and self._last_saved_epoch != int(engine.state.epoch):
+            self._save_last(engine)
         atomic_torch_save(unwrap(self.network).state_dict(), self.final_path)
         if self.evaluator is None or not self.best_path.exists():
             self._save_best()
@@ -224,8 +251,34 @@ class TrainingCheckpointer:
             self.best_epoch, self.best_path,
         )
 
+    def _adopt_newer_best(self) -> None:
+        """After resuming from an older last state (``last_every > 1``): when the best model on disk was written by
+        a later epoch of this config, keep it as the best (its metric and epoch from ``metrics_name``), so that the
+        retrained epochs replace it only when they are better."""
+        if not self.metrics_path.is_file() or not self.best_path.is_file():
+            return
+        try:
+            doc = json.loads(self.metrics_path.read_text())
+        except (OSError, ValueError):
+            return
+        value, epoch = doc.get("best_metric"), int(doc.get("best_epoch") or 0)
+        if doc.get("key_metric") != self.key_metric or doc.get("config_hash") != self.config_hash or value is None:
+            return
+        if epoch > self.best_epoch and self._better(float(value)):
+            logger.info("%s: keeping the best model of epoch %d (%s = %.4f), written after the last saved state",
+                        self.best_path, epoch, self.key_metric, float(value))
+            self.best_metric, self.best_epoch = float(value), epoch
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files a killed writer left beside the checkpoints (never read: the rename never came)."""
+        for path in (self.best_path, self.last_path, self.final_path, self.card_path, self.metrics_path):
+            for tmp in path.parent.glob(f".{path.name}.tmp*"):
+                tmp.unlink(missing_ok=True)
+
     def load_last(self, engine: Engine) -> None:
         """Restore network, optimizer, scheduler, epoch and best metric from the last checkpoint, if any."""
+        if is_writer() and self.ckpt_dir.is_dir():
+            self._remove_stale_temporaries()
         if not self.resume or not self.last_path.exists():
             return
         try:
@@ -238,8 +291,10 @@ class TrainingCheckpointer:
         if self.lr_scheduler is not None and ckpt.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
         self.best_metric, self.best_epoch = ckpt.get("best_metric"), int(ckpt.get("best_epoch", 0))
+        self._adopt_newer_best()
         engine.state.epoch = int(ckpt["epoch"])
         engine.state.iteration = int(ckpt["iteration"])
+        self._last_saved_epoch = int(ckpt["epoch"])
         logger.info(
             "resumed from %s: epoch %d done, best %s = %s", self.last_path, engine.state.epoch, self.key_metric, self.best_metric
         )
@@ -258,3 +313,10 @@ class TrainingCheckpointer:
             "another --run_name to start a new run, or pass --resume false to start this run over (its checkpoints "
             "will be overwritten)."
         )
+
+
+def _report_time(engine: Engine, seconds: float) -> None:
+    """Report checkpoint writing time to the epoch's time breakdown (:func:`~medtl_monai.training.timing.add_time`)."""
+    from .timing import add_time  # timing writes its file with this module's atomic writer
+
+    add_time(engine, "checkpoint", seconds)

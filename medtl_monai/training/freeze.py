@@ -19,7 +19,7 @@ import torch.nn as nn
 from ..networks import unwrap
 from ._stages import HEAD, check_network, group_parameters
 
-__all__ = ["set_trainable", "trainable_stages", "frozen_batchnorms", "FreezeBatchNorm", "freeze_batchnorm"]
+__all__ = ["FreezeBatchNorm", "freeze_batchnorm", "frozen_batchnorms", "set_trainable", "trainable_stages"]
 
 logger = logging.getLogger("medtl_monai.training")
 

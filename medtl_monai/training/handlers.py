@@ -13,7 +13,7 @@ from ignite.engine import Engine, Events
 from ..utils import as_bool
 from .checkpointer import is_writer
 
-__all__ = ["StopOnLowLR", "ProgressBarHandler", "handlers_for_this_rank", "logits_and_labels", "rank0_only_handlers"]
+__all__ = ["ProgressBarHandler", "StopOnLowLR", "handlers_for_this_rank", "logits_and_labels", "rank0_only_handlers"]
 
 logger = logging.getLogger("medtl_monai.training")
 

@@ -101,8 +101,8 @@ def prepare_network(
     device = torch.device(device)
     network = network.to(device)
     if as_bool(channels_last, "channels_last"):
-        dims = getattr(network, "spatial_dims", 2)
-        network = network.to(memory_format=torch.channels_last_3d if dims == 3 else torch.channels_last)
+        rank = max((p.dim() for p in network.parameters()), default=4)  # lifting slices / acs keep 2D kernels
+        network = network.to(memory_format=torch.channels_last_3d if rank == 5 else torch.channels_last)
     if as_bool(distributed, "distributed"):
         network = nn.parallel.DistributedDataParallel(
             network, device_ids=[device] if device.type == "cuda" else None,

@@ -48,6 +48,9 @@ _CARD_NAME = "model_card.json"
 #: ``weights`` values that mean "no pretrained backbone" (``"checkpoint"``: trained weights are loaded afterwards,
 #: and their preprocessing comes from their model card).
 _NO_PRETRAINED = ("", "none", "null", "checkpoint")
+#: weight sources trained on other inputs than ImageNet-normalised RGB (``medtl_monai.networks.sources``: the named
+#: sources and the ``"<layout>:"`` prefixes whose layout is not torchvision's; a test keeps the two lists equal)
+NON_IMAGENET_SOURCES: tuple[str, ...] = ("medicalnet", "merlin", "astra", "xrv")
 
 
 def check_normalize(normalize: str) -> str:
@@ -136,7 +139,9 @@ def default_normalization(weights: str | os.PathLike | None, init_from: str | os
     - else, ``init_from`` is a previous run's ``model.pt`` whose model card (``model_card.json`` beside it) records
       its preprocessing: that run's setting, so that a backbone keeps seeing the inputs it was trained on (the
       target step of two-step transfer after an intermediate step);
-    - else (random initialisation, ``weights="checkpoint"``): ``"none"``.
+    - else (random initialisation, ``weights="checkpoint"``): ``"none"``;
+    - a medical source of another input scaling (:data:`NON_IMAGENET_SOURCES`: ``"medicalnet"``, ``"merlin"``,
+      ``"astra"``, ``"xrv:..."``): ``"none"`` with a warning, since ImageNet statistics would be wrong for it.
 
     A bundle config calls it once::
 
@@ -149,7 +154,12 @@ def default_normalization(weights: str | os.PathLike | None, init_from: str | os
     Returns:
         ``"imagenet"`` or ``"none"``.
     """
-    if weights is not None and str(weights).strip().lower() not in _NO_PRETRAINED:
+    setting = "" if weights is None else str(weights).strip().lower()
+    if setting.split(":", 1)[0] in NON_IMAGENET_SOURCES:
+        logger.warning("weights %r were not trained on ImageNet-normalised inputs: normalize='none'; set the "
+                       "preprocessing to the source's own input (docs/weights.md, 'What each source expects')", weights)
+        return "none"
+    if setting not in _NO_PRETRAINED:
         return "imagenet"
     if init_from is not None and str(init_from).strip():
         inherited = _previous_run_normalization(init_from)

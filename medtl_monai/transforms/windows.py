@@ -17,7 +17,7 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 from monai.utils import TransformBackends, convert_to_tensor
 
-__all__ = ["HU_WINDOWS", "WindowSpec", "resolve_window", "HUWindows", "HUWindowsd"]
+__all__ = ["HU_WINDOWS", "HUWindows", "HUWindowsd", "WindowSpec", "resolve_window"]
 
 #: Named windows as ``(width, level)`` in HU; common radiology presets.
 HU_WINDOWS: dict[str, tuple[float, float]] = {
