@@ -122,3 +122,15 @@ def test_channels_last_2d_predicts_what_the_default_layout_predicts(quiet_random
     default = _predictions()
     torch.testing.assert_close(_predictions(channels_last=True), default, rtol=0, atol=1e-5)
     torch.testing.assert_close(_predictions(channels_last=True, input_too=True), default, rtol=0, atol=1e-5)
+
+
+def test_the_training_loader_prefetches_in_a_thread_only_for_a_gpu():
+    from monai.data import DataLoader, ThreadDataLoader
+
+    from medtl_monai.data import loader_for_device
+
+    data = [{"x": float(i)} for i in range(5)]
+    cpu = loader_for_device(data, "cpu", batch_size=2, shuffle=False, num_workers=0)
+    assert type(cpu) is DataLoader and [b["x"].tolist() for b in cpu] == [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    gpu = loader_for_device(data, torch.device("cuda:0"), batch_size=2, shuffle=False, num_workers=0)
+    assert isinstance(gpu, ThreadDataLoader) and [b["x"].tolist() for b in gpu] == [[0.0, 1.0], [2.0, 3.0], [4.0]]

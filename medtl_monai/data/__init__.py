@@ -17,6 +17,7 @@ from .cases import INPUT_KINDS, default_input_kinds, folder_cases
 from .check import DataCheckError, DataCheckReport, check_before_training, check_datalist
 from .datalist import SPLIT_KEYS, MissingDataError, load_split, read_class_names, write_datalist
 from .fingerprint import build_fingerprint, case_flags, case_summary, load_fingerprint
+from .loaders import loader_for_device
 from .skipping import SkipBadCasesDataset, SkippingDataLoader, skip_bad_collate
 from .splits import check_no_leakage, make_splits, patient_split
 from .validate import validate_datalist
@@ -46,6 +47,7 @@ __all__ = [
     "infer_class_names",
     "load_fingerprint",
     "load_split",
+    "loader_for_device",
     "make_splits",
     "patient_split",
     "read_class_names",
