@@ -22,6 +22,13 @@ The runs are independent. ``--workers N`` trains N at a time in worker processes
 ``--tracking mlflow`` records every training as one MLflow run (``<strategy>_split<k>``) of one experiment named after
 the study folder (``--experiment_name`` to choose it), in the bundle's ``mlruns.db`` (docs/tracking.md).
 
+Liftings and weight sources are compared like strategies: ``--liftings inflate slices acs`` and ``--weights W1 W2``
+(docs/weights.md; ``none`` or ``random``: random initialisation) make every row a strategy x lifting x weights variant
+(``truncated · acs · resnet50-proxy``), with its own run folders, cost and comparison. One value is an override of
+every run, as before (``--weights FILE``). ``--reference`` names a row or a strategy; a strategy stands for its first
+row (the first lifting and weights listed), so list ``inflate`` first to compare the other liftings with it
+(docs/lifting.md, "Comparing liftings").
+
 Example (the full-scale run of docs/benchmarks.md, 2D X-ray demo):
     python scripts/make_demo_data.py --output_dir /tmp/demo --n_cases 300 --modalities xray --formats nifti
     python scripts/compare_strategies.py \\
@@ -31,6 +38,11 @@ Example (the full-scale run of docs/benchmarks.md, 2D X-ray demo):
     # the same study, two runs at a time on this machine: add --workers 2; on a SLURM cluster:
     python scripts/compare_strategies.py ... --write_slurm outputs/study/study.sbatch && sbatch outputs/study/study.sbatch
     python scripts/compare_strategies.py ... --collect --benchmarks docs/benchmarks.md
+    # liftings x weights on the CT demo (docs/lifting.md, "Comparing liftings"), into its own benchmark section:
+    python scripts/compare_strategies.py --config_file bundles/bimcv_truncated/configs/train.json \\
+        --datalist /tmp/demo/datalist.json --study_dir outputs/lifting_study --strategies truncated \\
+        --liftings inflate slices acs --weights /tmp/proxy/resnet50-proxy.pth none --image_size "[64,64,32]" \\
+        --crop lung --slice_stride 2 --max_epochs 3 --benchmarks docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -50,6 +62,8 @@ from medtl_monai.bundle import (
 )
 from medtl_monai.experiments.parallel import parse_devices, strip_options, write_slurm_array
 from medtl_monai.experiments.study import collect_study, plan_study, run_planned, run_study, study_split_files
+from medtl_monai.experiments.study_variants import study_variants
+from medtl_monai.networks import LIFTINGS
 from medtl_monai.training import STRATEGIES
 from medtl_monai.utils import machine_description, update_benchmark_section
 
@@ -65,14 +79,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="default: every strategy of the registry, in its order")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=5, help="timed batch-1 forward passes for the latency (the fastest is reported)")
-    parser.add_argument("--benchmarks", default=None, help="also write the table into this Markdown file's compare_strategies section")
+    parser.add_argument("--benchmarks", default=None,
+                        help="also write the table into a section of this Markdown file (see --section)")
+    parser.add_argument("--section", default=None,
+                        help="that section's name (default compare_strategies; compare_liftings when --liftings or "
+                             "--weights take several values, so that a lifting study does not replace the strategies)")
     parser.add_argument("--note", action="append", default=[], help="a line of text added to the benchmark section (repeatable)")
     parser.add_argument("--tracking", default=None,
                         help="mlflow: track each training as an MLflow run in the bundle's mlruns.db, as "
                              "`python -m monai.bundle run --tracking mlflow` does (needs pip install 'medtl-monai[tracking]')")
-    parser.add_argument("--reference", default="full", choices=list(STRATEGIES),
-                        help="strategy the others are compared with: AUROC difference (95%% t-interval over splits) and "
-                             "DeLong p per split (default full; the first strategy when it is not run)")
+    parser.add_argument("--liftings", nargs="+", default=None, choices=list(LIFTINGS),
+                        help="compare these liftings of 2D weights to volumes (docs/lifting.md); one value: a lifting "
+                             "override of every run")
+    parser.add_argument("--weights", nargs="+", default=None, metavar="WEIGHTS",
+                        help="compare these weights settings (docs/weights.md; none or random: random initialisation); "
+                             "one value: a weights override of every run")
+    parser.add_argument("--reference", default="full",
+                        help="row the others are compared with: AUROC difference (95%% t-interval over splits) "
+                             "and DeLong p per split; a strategy (its first row: the first of --liftings and "
+                             "--weights) or a row's name such as 'truncated · acs' (default full; the first row when "
+                             "it is not run)")
     parser.add_argument("--workers", type=int, default=1,
                         help="train this many runs at a time in worker processes, each with cores/N torch threads (default 1)")
     parser.add_argument("--devices", default=None,
@@ -89,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train nothing: build the table from the finished run folders (after a job array)")
     argv = list(sys.argv[1:] if argv is None else argv)
     args, overrides = parse_args_and_overrides(parser, argv)
+    try:
+        variants = study_variants(args.strategies, args.liftings, args.weights)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.reference not in {*args.strategies, *STRATEGIES, *(v.label for v in variants)}:
+        parser.error(f"--reference {args.reference!r} is neither a strategy nor a row of this study "
+                     f"({', '.join(repr(v.label) for v in variants)}).")
+    variant_options = {"liftings": args.liftings, "weights": args.weights}
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     files = parse_config_files(args.config_file)
     evaluate = args.evaluate_file or str(Path(files[0]).parent / "evaluate.json")
@@ -100,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _write_slurm(args, argv)
     if args.collect:
         result = collect_study(files, output_dir=args.study_dir, strategies=args.strategies, seeds=args.seeds,
-                               overrides=overrides, repeats=args.repeats, reference=args.reference)
+                               overrides=overrides, repeats=args.repeats, reference=args.reference, **variant_options)
     else:
         result = run_study(files, evaluate, datalist=args.datalist, output_dir=args.study_dir, strategies=args.strategies,
                            seeds=args.seeds, overrides=overrides, repeats=args.repeats, tracking=args.tracking,
-                           reference=args.reference, workers=args.workers, devices=devices,
+                           reference=args.reference, workers=args.workers, devices=devices, **variant_options,
                            progress=lambda line: print(f"[{time.perf_counter() - start:7.0f} s] {line}", flush=True))
     print(result.markdown())
     print(f"wrote {args.study_dir}/study.md, study.csv, study_runs.csv, study.png")
@@ -112,34 +146,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tracked each training in MLflow experiment {result.settings['experiment_name']!r} of the bundle's "
               "mlruns.db (docs/tracking.md: mlflow ui --backend-store-uri sqlite:///<bundle>/mlruns.db)")
     if args.benchmarks:
+        varied = bool(variants[0].varied)
+        section = args.section or ("compare_liftings" if varied else "compare_strategies")
         command = " ".join([
             "python scripts/compare_strategies.py", f"--config_file \"{args.config_file}\"", f"--datalist {args.datalist}",
-            f"--study_dir {args.study_dir}", "--strategies", *args.strategies, "--seeds", *map(str, args.seeds),
-            f"--reference {args.reference}",
+            f"--study_dir {args.study_dir}", "--strategies", *args.strategies,
+            *(["--liftings", *args.liftings] if args.liftings else []),
+            *(["--weights", *args.weights] if args.weights else []), "--seeds", *map(str, args.seeds),
+            f"--reference {shlex.quote(args.reference)}",
             *[f"--{k} {v}" for k, v in overrides.items()], f"--repeats {args.repeats}",
         ])
         body = "\n".join([
-            "## Transfer strategies (scripts/compare_strategies.py)",
+            ("## Liftings and weight sources (scripts/compare_strategies.py)" if varied
+             else "## Transfer strategies (scripts/compare_strategies.py)"),
             "",
             f"Command: `{command}`",
             "",
             f"Machine: {machine_description()}.",
-            f"Data: `{args.datalist}`, pooled and re-split by patient for seeds {args.seeds}; overrides {overrides}.",
+            (f"Data: `{args.datalist}`, pooled and re-split by patient for seeds {args.seeds}; overrides "
+             f"{_shown_overrides(overrides, args)}."),
             *[text for line in args.note for text in ("", line)],
             "",
             result.markdown(),
             "",
             f"Files: `{args.study_dir}/study.md`, `study.csv`, `study_runs.csv` (one row per run), `study.png` (AUROC against parameters).",
         ])
-        update_benchmark_section(args.benchmarks, "compare_strategies", body)
-        print(f"updated the compare_strategies section of {args.benchmarks}")
+        update_benchmark_section(args.benchmarks, section, body)
+        print(f"updated the {section} section of {args.benchmarks}")
     return 0
+
+
+def _shown_overrides(overrides: dict, args: argparse.Namespace) -> dict:
+    """The overrides every run got: the command's ``--key value`` pairs and a ``--liftings`` / ``--weights`` given
+    with one value (several values are the rows, not overrides)."""
+    shown = dict(overrides)
+    for key, values in (("lifting", args.liftings), ("weights", args.weights)):
+        if values and len(values) == 1:
+            shown[key] = values[0]
+    return shown
 
 
 def _train_one(args: argparse.Namespace, files: list[str], evaluate: str, overrides: dict, devices: list[str]) -> int:
     """``--only INDEX``: train and evaluate one run of the study into its folder (nothing when it is finished)."""
     plan = plan_study(args.study_dir, args.strategies, args.seeds,
-                      study_split_files(args.datalist, args.study_dir, args.seeds, reuse=True))
+                      study_split_files(args.datalist, args.study_dir, args.seeds, reuse=True),
+                      liftings=args.liftings, weights=args.weights)
     if not 0 <= args.only < len(plan):
         print(f"--only {args.only}: the study has runs 0..{len(plan) - 1}", file=sys.stderr)
         return 2
@@ -151,7 +202,7 @@ def _train_one(args: argparse.Namespace, files: list[str], evaluate: str, overri
     result = run_planned(files, evaluate, run, overrides, tracking=args.tracking, experiment_name=experiment,
                          device=devices[0] if devices else None)
     state = "was already finished" if was_finished else f"trained in {result.train_s:.0f} s"
-    print(f"run {run.index} ({run.strategy} split {run.split}, {run.run_dir}) {state}: test AUROC {result.auroc:.3f}, "
+    print(f"run {run.index} ({run.name} split {run.split}, {run.run_dir}) {state}: test AUROC {result.auroc:.3f}, "
           f"AUPRC {result.auprc:.3f}")
     return 0
 
@@ -159,9 +210,10 @@ def _train_one(args: argparse.Namespace, files: list[str], evaluate: str, overri
 def _write_slurm(args: argparse.Namespace, argv: list[str]) -> int:
     """``--write_slurm PATH``: the splits, one command per unfinished run in runs.txt, and the job-array script."""
     plan = plan_study(args.study_dir, args.strategies, args.seeds,
-                      study_split_files(args.datalist, args.study_dir, args.seeds))
-    base = strip_options(argv, with_value=("--write_slurm", "--workers", "--devices", "--benchmarks", "--note",
-                                           "--sbatch", "--only"), flags=("--collect",))
+                      study_split_files(args.datalist, args.study_dir, args.seeds),
+                      liftings=args.liftings, weights=args.weights)
+    base = strip_options(argv, with_value=("--write_slurm", "--workers", "--devices", "--benchmarks", "--section",
+                                           "--note", "--sbatch", "--only"), flags=("--collect",))
     pending = [run for run in plan if not run.finished]
     if not pending:
         print(f"every run of {args.study_dir} is finished; build the table with --collect")

@@ -16,7 +16,7 @@ from _bundle_utils import TINY_CT, copy_bundle, workflow
 from medtl_monai.bundle import ModelCard, card_network, read_model_card
 from medtl_monai.explain import LayerCAM
 from medtl_monai.export.onnx import export_onnx
-from medtl_monai.networks import ACSConv3d, SliceBackbone, TransferClassifier, acs_split, count_parameters
+from medtl_monai.networks import ACSConv3d, SliceBackbone, TransferClassifier, acs_split, count_parameters, slab_indices
 
 pytestmark = pytest.mark.usefixtures("quiet_random_init")
 
@@ -240,3 +240,18 @@ def test_the_cut_search_refuses_a_2d5_network_with_a_clear_error():
         truncated_copy(TransferClassifier("resnet18", 3, 1, 2, lifting="slices"), "layer1")
     acs = truncated_copy(TransferClassifier("resnet18", 3, 1, 2, lifting="acs"), "layer1")
     assert acs(torch.randn(1, 1, 16, 16, 8)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("slab, stride", [(1, 1), (3, 2)])
+def test_chunked_inference_builds_each_chunks_slabs_and_predicts_what_the_whole_stack_does(slab, stride):
+    """Chunked inference never builds the whole slab stack (a copy of the volume) yet gives the same outputs."""
+    torch.manual_seed(0)
+    whole = TransferClassifier("resnet18", 3, 2, 2, cut="layer1", lifting="slices", slab=slab, slice_stride=stride).eval()
+    chunked = TransferClassifier("resnet18", 3, 2, 2, cut="layer1", lifting="slices", slab=slab, slice_stride=stride,
+                                 chunk_slices=3).eval()
+    chunked.load_state_dict(whole.state_dict())
+    x = torch.randn(2, 2, 24, 24, 11)
+    index = slab_indices(11, slab, stride, x.device)
+    assert torch.equal(whole.backbone._slab_images(x, index, 1, 6), whole.backbone.to_slabs(x)[1:6])
+    with torch.no_grad():
+        torch.testing.assert_close(chunked(x), whole(x), rtol=0, atol=1e-5)

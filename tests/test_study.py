@@ -240,3 +240,141 @@ def test_write_slurm_lists_one_runnable_command_per_run_and_collect_builds_the_t
     assert len(list(study_dir.glob("runs/*/*/run.json"))) == 2
     assert module.main([*args, "--collect"]) == 0
     assert "| truncated |" in (study_dir / "study.md").read_text() and "| linear |" in capsys.readouterr().out
+
+
+# ---- liftings and weight sources compared like strategies -----------------------------------------------------------
+
+TINY_CT_STUDY = {"arch": "resnet18", "cut": "stem", "max_epochs": 1, "image_size": [32, 32, 16], "batch_size": 4,
+                 "val_batch_size": 4, "check_data": False}
+
+
+@pytest.fixture(scope="module")
+def lifting_study(tiny_demo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lifting_study")
+    result = run_study([CONFIGS / "train.json"], CONFIGS / "evaluate.json", datalist=tiny_demo / "datalist.json",
+                       output_dir=out, strategies=["truncated"], liftings=["inflate", "acs"], seeds=(0,),
+                       overrides=TINY_CT_STUDY, repeats=1)
+    return result, out
+
+
+def _params(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_a_lifting_study_has_one_row_per_lifting_with_that_liftings_network(lifting_study):
+    result, out = lifting_study
+    assert [r.name for r in result.rows] == ["truncated · inflate", "truncated · acs"]
+    inflate, acs = result.rows
+    assert inflate.params == _params(TransferClassifier("resnet18", 3, 3, 2, cut="stem", lifting="inflate"))
+    assert acs.params == _params(TransferClassifier("resnet18", 2, 3, 2, cut="stem"))  # ACS: exactly the 2D network
+    assert acs.params < inflate.params and acs.network == "resnet18, cut stem, ACS"
+    assert result.reference == "truncated · inflate"  # the strategy's first row: the first lifting listed
+    for row, lifting in zip(result.rows, ("inflate", "acs")):
+        run_dir = run_folder(out, row.folder, 0)
+        assert row.runs[0].lifting == lifting and json.loads((run_dir / "run.json").read_text())["lifting"] == lifting
+        card = json.loads((run_dir / "models" / "model_card.json").read_text())
+        assert card["network"]["lifting"] == lifting  # the run's override reached the network it trained
+    assert {p.parent.name for p in out.glob("runs/*/split0")} == {"truncated__lifting-inflate",
+                                                                   "truncated__lifting-acs"}
+    table = (out / "study.md").read_text()
+    assert "| strategy · lifting |" in table and "| truncated · acs | " in table
+    assert "test AUROC − truncated · inflate (pp)" in table and "override `lifting`" in table
+    with open(out / "study.csv") as f:
+        assert [(r["strategy"], r["label"], r["lifting"]) for r in csv.DictReader(f)] == [
+            ("truncated", "truncated · inflate", "inflate"), ("truncated", "truncated · acs", "acs")]
+
+
+def test_the_cli_resumes_a_lifting_study_without_training_a_finished_variant(lifting_study, tiny_demo, tmp_path,
+                                                                             capsys):
+    _, out = lifting_study
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/run.json")}
+    assert len(stamps) == 2
+    spec = importlib.util.spec_from_file_location("compare_strategies", REPO / "scripts" / "compare_strategies.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bench = tmp_path / "benchmarks.md"
+    args = ["--config_file", str(CONFIGS / "train.json"), "--datalist", str(tiny_demo / "datalist.json"),
+            "--study_dir", str(out), "--strategies", "truncated", "--liftings", "inflate", "acs", "--seeds", "0",
+            "--repeats", "1",
+            *(a for k, v in TINY_CT_STUDY.items()
+              for a in (f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)))]
+    assert module.main([*args, "--reference", "truncated · acs", "--benchmarks", str(bench)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/run.json")} == stamps  # nothing retrained
+    printed = capsys.readouterr().out
+    assert "2 of 2 runs are finished" in printed and "0 to train" in printed
+    assert "test AUROC − truncated · acs (pp)" in printed  # a row's name as the reference
+    text = bench.read_text()  # its own section: a lifting study does not replace the strategies' one
+    assert "<!-- begin compare_liftings -->" in text and "--liftings inflate acs" in text
+    assert module.main([*args, "--write_slurm", str(tmp_path / "study.sbatch")]) == 0  # the same plan: all finished
+    assert "every run of" in capsys.readouterr().out and not (tmp_path / "runs.txt").exists()
+    with pytest.raises(SystemExit):  # a reference that names no row nor strategy is refused before anything runs
+        module.main([*args, "--reference", "truncated · slices"])
+
+
+def test_variants_name_rows_and_folders_only_by_what_varies():
+    from medtl_monai.experiments.study_variants import Variant, study_variants, weights_label
+
+    plain = study_variants(["full", "truncated"])
+    assert [(v.label, v.folder, v.overrides()) for v in plain] == [
+        ("full", "full", {"strategy": "full"}), ("truncated", "truncated", {"strategy": "truncated"})]
+    one = study_variants(["truncated"], ["acs"], ["/w/resnet18-proxy.pth"])  # one value each: overrides, no names
+    assert one[0].label == "truncated" and one[0].folder == "truncated"
+    assert one[0].overrides() == {"lifting": "acs", "weights": "/w/resnet18-proxy.pth", "strategy": "truncated"}
+    grid = study_variants(["truncated"], ["inflate", "slices"], ["none", "/w/resnet18-proxy.pth"])
+    assert [v.label for v in grid] == ["truncated · inflate · random", "truncated · inflate · resnet18-proxy",
+                                       "truncated · slices · random", "truncated · slices · resnet18-proxy"]
+    assert grid[0].overrides() == {"lifting": "inflate", "slab": 1, "slice_stride": 1, "aggregator": "mean",
+                                   "chunk_slices": None, "weights": None, "strategy": "truncated"}
+    assert grid[3].overrides() == {"lifting": "slices", "weights": "/w/resnet18-proxy.pth", "strategy": "truncated"}
+    folders = [v.folder for v in grid]
+    assert folders[0] == "truncated__lifting-inflate__weights-random" and len(set(folders)) == 4
+    assert folders[1].startswith("truncated__lifting-inflate__weights-resnet18-proxy-")  # + 8 hex of the path's hash
+    again = study_variants(["truncated"], ["inflate", "slices"], ["random", "/w/resnet18-proxy.pth"])
+    assert folders == [v.folder for v in again]  # stable: the same options give the same folders
+    same_name = Variant("truncated", None, "/v/resnet18-proxy.pth", ("weights",)).folder
+    assert same_name != folders[1].replace("lifting-inflate__", "")  # a file of the same name elsewhere: another folder
+    assert weights_label("medicalnet:/w/resnet_50_23dataset.pth") == "medicalnet:resnet_50_23dataset"
+    assert weights_label("timm/resnet50.a1_in1k") == "timm/resnet50.a1_in1k" and weights_label(None) == "random"
+    for bad, message in (((["full"], ["voxels"]), "not one of"), ((["full"], None, ["none", "random"]), "given twice"),
+                         ((["full"], None, ["/a/w.pth", "/b/w.pth"]), "different names"),
+                         ((["full"], None, ["", "none"]), "empty setting")):
+        with pytest.raises(ValueError, match=message):
+            study_variants(*bad)
+
+
+def test_the_macs_of_a_2d5_network_count_every_slab():
+    from medtl_monai.networks import profile_model
+
+    flat = profile_model(TransferClassifier("resnet18", 2, 3, 2, cut="layer1").eval(), (1, 3, 32, 32), 1, 0, False)
+    for chunk in (None, 4):  # chunked or not, every slab runs inside the counted pass
+        net = TransferClassifier("resnet18", 3, 3, 2, cut="layer1", lifting="slices", slice_stride=2,
+                                 chunk_slices=chunk)
+        lifted = profile_model(net, (1, 3, 32, 32, 7), 1, 0, False)
+        assert lifted.params == flat.params
+        assert lifted.macs == pytest.approx(4 * flat.macs, rel=1e-3)  # 7 slices, stride 2: 4 slabs, one head
+
+
+def test_study_table_takes_a_strategy_or_a_row_name_as_the_reference(tmp_path):
+    from medtl_monai.experiments.study_variants import study_variants
+
+    variants = study_variants(["truncated"], ["inflate", "acs"])
+    rows = []
+    for variant, aurocs in zip(variants, ([0.8, 0.82], [0.84, 0.83])):
+        row = _row(variant.strategy, aurocs)
+        row.variant = variant
+        rows.append(row)
+    labels = [0, 1, 0, 1, 1, 0, 1, 0]
+    for row, noise in zip(rows, (0.7, 0.5)):
+        for k in range(2):
+            positive = np.clip(np.asarray(labels) * 0.5 + noise * np.random.default_rng(k).random(8), 0, 1).round(6)
+            csv_path = run_folder(tmp_path, row.folder, k) / "eval" / "predictions.csv"
+            _fake_predictions(csv_path, labels, positive.tolist())
+    by_strategy = study_table(rows, tmp_path, reference="truncated")
+    assert by_strategy.reference == "truncated · inflate" and list(by_strategy.comparisons) == ["truncated · acs"]
+    assert by_strategy.comparisons["truncated · acs"].differences == pytest.approx([0.04, 0.01])
+    assert not math.isnan(by_strategy.comparisons["truncated · acs"].p_values[0])  # DeLong read from the row's folder
+    by_name = study_table(rows, tmp_path, reference="truncated · acs")
+    assert by_name.reference == "truncated · acs" and list(by_name.comparisons) == ["truncated · inflate"]
+    missing = study_table(rows, tmp_path, reference="full")
+    assert missing.reference == "truncated · inflate"
+    assert "against the first row, `truncated · inflate`" in missing.markdown()

@@ -41,6 +41,13 @@ With ``tracking="mlflow"`` every training is tracked as ``monai.bundle run --tra
 ``MLFlowHandler`` plus the bundle's :class:`~medtl_monai.training.MLflowRunRecord`): one MLflow run per training,
 named ``<strategy>_split<k>``, in one experiment named after the study folder, in the bundle's tracking store
 (``<bundle>/mlruns.db``); the test AUROC and AUPRC are added to that run as ``test_auroc`` and ``test_auprc``.
+
+Liftings and weight sources are compared like strategies (:mod:`.study_variants`): with ``liftings`` (``inflate``,
+``slices``, ``acs``) and ``weights`` lists a row is a strategy x lifting x weights variant, named by what varies
+(``truncated · acs · random``), trained into ``runs/<variant folder>/split<k>`` with ``lifting`` / ``weights``
+overrides and profiled with them (the MACs of a 2.5D network count every slab). ``reference`` names a row or a
+strategy; a strategy stands for its first row, i.e. the first of the given liftings and weights, so listing
+``inflate`` first compares the other liftings with inflation.
 """
 
 from __future__ import annotations
@@ -64,10 +71,12 @@ from ..explain import read_predictions
 from ..networks import profile_model, read_checkpoint
 from ..training import atomic_write_text, find_mlflow_run, get_strategy, strategy_names
 from .parallel import parse_devices, run_tasks
+from .study_variants import Variant, study_variants
 
 __all__ = [
     "PlannedRun", "ReferenceComparison", "StrategyRow", "StudyResult", "StudyRun", "collect_study", "compare_to_reference",
-    "plan_study", "profile_strategy", "read_run_record", "run_folder", "run_once", "run_planned", "run_study",
+    "plan_study", "profile_strategy", "read_run_record", "reference_row", "run_folder", "run_once", "run_planned",
+    "run_study",
     "seeded_splits", "split_delong", "study_split_files", "study_table", "t_interval",
 ]
 
@@ -85,6 +94,7 @@ class StudyRun:
         best_epoch: epoch of that checkpoint; epochs: epochs trained.
         train_s: wall time of training; eval_s: of the test evaluation.
         val_auroc: the validation AUROC that chose the checkpoint (NaN in records written before it was kept).
+        lifting, weights: the run's variant settings when the study varies them (``None`` otherwise).
     """
 
     strategy: str
@@ -96,6 +106,8 @@ class StudyRun:
     train_s: float
     eval_s: float
     val_auroc: float = float("nan")
+    lifting: str | None = None
+    weights: str | None = None
 
 
 @dataclass
@@ -109,6 +121,7 @@ class StrategyRow:
         params, macs, latency_ms: the network's cost.
         pretrained: whether pretrained weights were loaded.
         description: what the row is (:attr:`~medtl_monai.training.Strategy.description`).
+        variant: the strategy x lifting x weights the row trains (``None``: the strategy alone).
     """
 
     strategy: str
@@ -119,6 +132,17 @@ class StrategyRow:
     latency_ms: float
     pretrained: bool = True
     description: str = ""
+    variant: Variant | None = None
+
+    @property
+    def name(self) -> str:
+        """The row's name in the table: the variant's label (``truncated · acs``), else the strategy."""
+        return self.variant.label if self.variant is not None else self.strategy
+
+    @property
+    def folder(self) -> str:
+        """Its runs' folder name under ``runs/`` (:func:`run_folder`)."""
+        return self.variant.folder if self.variant is not None else self.strategy
 
     @staticmethod
     def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -173,7 +197,8 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 
 def run_folder(output_dir: str | os.PathLike, strategy: str, split: int) -> Path:
     """The folder of one study run: ``<output_dir>/runs/<strategy>/split<k>`` (its test predictions are
-    ``eval/predictions.csv`` there)."""
+    ``eval/predictions.csv`` there); ``strategy`` is a strategy or a variant's folder name
+    (:attr:`~medtl_monai.experiments.study_variants.Variant.folder`)."""
     return Path(output_dir) / "runs" / strategy / f"split{int(split)}"
 
 
@@ -208,11 +233,11 @@ def split_delong(reference_csv: str | os.PathLike, other_csv: str | os.PathLike)
 
 @dataclass
 class ReferenceComparison:
-    """A strategy's test AUROC against the reference strategy's, split by split.
+    """A row's test AUROC against the reference row's, split by split.
 
     Attributes:
-        strategy: the strategy compared.
-        reference: the reference strategy.
+        strategy: the row compared (its name: a strategy, or a variant's label).
+        reference: the reference row's name.
         differences: per split, test AUROC of ``strategy`` minus that of ``reference`` (NaN when either is NaN).
         p_values: per split, DeLong's two-sided p-value on that split's test cases (NaN when no test could be made).
         notes: per split, why there is no p-value ("" when there is one).
@@ -232,30 +257,40 @@ class ReferenceComparison:
         return t_interval(self.differences, self.confidence)
 
 
+def reference_row(rows: Sequence[StrategyRow], reference: str) -> StrategyRow | None:
+    """The row named ``reference`` (:attr:`StrategyRow.name`), else the first row of the strategy ``reference``
+    (with varied liftings / weights: the first of those given), else ``None``."""
+    for row in rows:
+        if row.name == reference:
+            return row
+    return next((row for row in rows if row.strategy == reference), None)
+
+
 def compare_to_reference(rows: Sequence[StrategyRow], reference: str, output_dir: str | os.PathLike,
                          confidence: float = 0.95) -> dict[str, ReferenceComparison]:
     """Pair every row's runs with the reference row's by split: AUROC differences and DeLong p-values.
 
     Args:
         rows: the study rows; one of them is ``reference``.
-        reference: the reference strategy's name.
-        output_dir: the study folder; split ``k`` of strategy ``s`` has its predictions in
-            ``run_folder(output_dir, s, k) / "eval" / "predictions.csv"``.
+        reference: the reference row's name, or a strategy (its first row: :func:`reference_row`).
+        output_dir: the study folder; split ``k`` of a row has its predictions in
+            ``run_folder(output_dir, row.folder, k) / "eval" / "predictions.csv"``.
         confidence: coverage of the intervals.
 
     Returns:
-        One :class:`ReferenceComparison` per strategy other than the reference, by name.
+        One :class:`ReferenceComparison` per row other than the reference, by row name.
 
     Raises:
-        ValueError: ``reference`` is not one of the rows.
+        ValueError: ``reference`` names no row.
     """
-    by_name = {r.strategy: r for r in rows}
-    if reference not in by_name:
-        raise ValueError(f"reference strategy {reference!r} is not in the study ({', '.join(by_name)}).")
-    ref_runs = {run.split: run for run in by_name[reference].runs}
+    ref_row = reference_row(rows, reference)
+    if ref_row is None:
+        raise ValueError(f"reference {reference!r} is not in the study ({', '.join(r.name for r in rows)}).")
+    reference = ref_row.name
+    ref_runs = {run.split: run for run in ref_row.runs}
     comparisons = {}
     for row in rows:
-        if row.strategy == reference:
+        if row is ref_row:
             continue
         differences, p_values, notes = [], [], []
         for run in row.runs:
@@ -266,11 +301,11 @@ def compare_to_reference(rows: Sequence[StrategyRow], reference: str, output_dir
                 notes.append(f"split {run.split}: no {reference} run")
                 continue
             differences.append(run.auroc - ref.auroc)
-            p, why = split_delong(run_folder(output_dir, reference, run.split) / "eval" / "predictions.csv",
-                                  run_folder(output_dir, row.strategy, run.split) / "eval" / "predictions.csv")
+            p, why = split_delong(run_folder(output_dir, ref_row.folder, run.split) / "eval" / "predictions.csv",
+                                  run_folder(output_dir, row.folder, run.split) / "eval" / "predictions.csv")
             p_values.append(p)
             notes.append(why)
-        comparisons[row.strategy] = ReferenceComparison(row.strategy, reference, differences, p_values, notes, confidence)
+        comparisons[row.name] = ReferenceComparison(row.name, reference, differences, p_values, notes, confidence)
     return comparisons
 
 
@@ -301,11 +336,11 @@ class StudyResult:
     """All rows plus how they were obtained.
 
     Attributes:
-        rows: one :class:`StrategyRow` per strategy.
+        rows: one :class:`StrategyRow` per strategy (or strategy x lifting x weights variant).
         settings: seeds, input shape, strategies, overrides ...
         wall_s: wall time of the invocation.
-        reference: the strategy the others are compared with (``None``: no comparison).
-        comparisons: per other strategy, its :class:`ReferenceComparison` with ``reference``.
+        reference: the name of the row the others are compared with (``None``: no comparison).
+        comparisons: per other row (by name), its :class:`ReferenceComparison` with ``reference``.
         reference_note: a line for the table when the reference is not the one asked for.
         confidence: coverage of every interval.
     """
@@ -321,6 +356,11 @@ class StudyResult:
     def _splits(self) -> list[int]:
         return sorted({run.split for r in self.rows for run in r.runs})
 
+    def _varied(self) -> list[str]:
+        """The settings besides the strategy that differ between the rows (``lifting``, ``weights``)."""
+        found = {d for r in self.rows if r.variant is not None for d in r.variant.varied}
+        return [d for d in ("lifting", "weights") if d in found]
+
     def _n(self, row: StrategyRow) -> str:
         nan = sum(math.isnan(run.auroc) for run in row.runs)
         return f"{len(row.runs)} ({nan} NaN)" if nan else str(len(row.runs))
@@ -328,9 +368,9 @@ class StudyResult:
     def _versus(self, row: StrategyRow) -> tuple[str, list[str]]:
         """The difference cell and the per-split p-value cells of a row."""
         splits = self._splits()
-        if row.strategy == self.reference:
+        if row.name == self.reference:
             return "reference", ["reference"] * len(splits)
-        comparison = self.comparisons.get(row.strategy)
+        comparison = self.comparisons.get(row.name)
         if comparison is None:
             return "–", ["–"] * len(splits)
         p_by_split = {run.split: p for run, p in zip(row.runs, comparison.p_values)}
@@ -340,15 +380,17 @@ class StudyResult:
         """The paper-style table in Markdown, with intervals, the comparison with the reference, settings and cost."""
         pct = f"{100 * self.confidence:g}%"
         splits = self._splits()
+        varied = self._varied()
+        first = " · ".join(["strategy", *varied])
         versus = (f" | test AUROC − {self.reference} (pp) [{pct} CI] | DeLong p vs {self.reference} (split "
                   f"{', '.join(map(str, splits))})") if self.reference else ""
         lines = [
-            (f"| strategy | what it is | network | splits | val AUROC (%) | test AUROC (%) [{pct} CI] | test AUPRC (%) "
+            (f"| {first} | what it is | network | splits | val AUROC (%) | test AUROC (%) [{pct} CI] | test AUPRC (%) "
              f"[{pct} CI]{versus} | params (M) | MACs (G) | CPU latency (ms) | train time / split (s) |"),
             "|---|---|---|---:|---:|---:|---:|" + ("---:|---|" if self.reference else "") + "---:|---:|---:|---:|",
         ]
         for r in self.rows:
-            cells = [r.strategy, r.description, r.network, self._n(r),
+            cells = [r.name, r.description, r.network, self._n(r),
                      *(_mean_std_ci(v, self.confidence) for v in ([x.val_auroc for x in r.runs], [x.auroc for x in r.runs],
                                                                  [x.auprc for x in r.runs]))]
             if self.reference:
@@ -368,8 +410,17 @@ class StudyResult:
                       f"Training + test evaluation summed over the {sum(len(r.runs) for r in self.rows)} runs: "
                       f"{runs_s / 60:.1f} min; this invocation: {self.wall_s / 60:.1f} min (finished runs are reused). "
                       "Wall times depend on the other jobs running on the machine.")]
+        if varied:
+            lines += ["", (f"Rows are strategy · {' · '.join(varied)} variants: each row's runs override "
+                          f"{' and '.join(f'`{d}`' for d in varied)} with the row's value"
+                          + (" (weights `random`: random initialisation)" if "weights" in varied else "")
+                          + ("; the `slices` options (`slab`, `slice_stride`, `aggregator`, `chunk_slices`) apply "
+                             "to the `slices` rows, the others run with their defaults" if "lifting" in varied else "")
+                          + ". Parameters, MACs and latency are each row's network at the input above; the MACs of "
+                          "`slices` count the 2D network over every slab (docs/lifting.md).")]
         if self.reference:
-            lines += ["", (f"Against `{self.reference}`: the mean over splits of the strategy's test AUROC minus "
+            whose = "row's" if varied else "strategy's"
+            lines += ["", (f"Against `{self.reference}`: the mean over splits of the {whose} test AUROC minus "
                           f"`{self.reference}`'s on the same split (percentage points), with its {pct} t-interval over "
                           "the splits (it says how much the gap moves with the split); and per split DeLong's test of "
                           "the two AUROCs on that split's test cases (DeLong et al., Biometrics 1988; two-sided p, "
@@ -379,8 +430,8 @@ class StudyResult:
                 lines += ["", "No DeLong test for: " + "; ".join(missing) + "."]
         if self.reference_note:
             lines += ["", self.reference_note]
-        random = [r.strategy for r in self.rows if not r.pretrained]
-        if random and random != ["scratch"]:
+        random = [r.name for r in self.rows if not r.pretrained]
+        if random and random != ["scratch"] and "weights" not in varied:
             same = " `truncated` and `scratch` are then the same run." if {"truncated", "scratch"} <= set(random) else ""
             lines += ["", (f"**No pretrained weights** were given to {', '.join(random)} (`weights` null): those backbones "
                           "started from random initialisation, so these rows compare training regimes (what trains, at "
@@ -388,26 +439,29 @@ class StudyResult:
         return "\n".join(lines)
 
     def write(self, output_dir: str | os.PathLike, stem: str = "study") -> dict[str, Path]:
-        """Write ``<stem>.md``, ``<stem>.csv`` (one row per strategy), ``<stem>_runs.csv`` and ``<stem>.png``."""
+        """Write ``<stem>.md``, ``<stem>.csv`` (one row per strategy or variant; with variants also the columns
+        ``label``, ``lifting``, ``weights``), ``<stem>_runs.csv`` and ``<stem>.png``."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "runs": out / f"{stem}_runs.csv", "png": out / f"{stem}.png"}
         paths["md"].write_text(self.markdown() + "\n")
         splits = self._splits()
+        varied = bool(self._varied())
         with open(paths["csv"], "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["strategy", "description", "network", "val_auroc_mean", "val_auroc_std", "val_auroc_ci_low",
                         "val_auroc_ci_high", "auroc_mean", "auroc_std", "auroc_ci_low", "auroc_ci_high", "auprc_mean",
                         "auprc_std", "auprc_ci_low", "auprc_ci_high", "params", "macs", "latency_ms", "train_s",
                         "n_splits", "n_nan", "reference", "auroc_diff_mean", "auroc_diff_ci_low", "auroc_diff_ci_high",
-                        "auroc_diff_n", *(f"delong_p_split{k}" for k in splits)])
+                        "auroc_diff_n", *(f"delong_p_split{k}" for k in splits),
+                        *(("label", "lifting", "weights") if varied else ())])
             for r in self.rows:
                 stats = []
                 for values, (mean, std) in (([x.val_auroc for x in r.runs], r.val_auroc), ([x.auroc for x in r.runs], r.auroc),
                                             ([x.auprc for x in r.runs], r.auprc)):
                     _, low, high, _ = t_interval(values, self.confidence)
                     stats += [mean, std, low, high]
-                comparison = self.comparisons.get(r.strategy)
+                comparison = self.comparisons.get(r.name)
                 if comparison is not None:
                     mean, low, high, n = comparison.interval
                     p_by_split = {run.split: p for run, p in zip(r.runs, comparison.p_values)}
@@ -417,26 +471,36 @@ class StudyResult:
                     versus = [""] * (4 + len(splits))
                 w.writerow([r.strategy, r.description, r.network, *(f"{v:.6f}" for v in stats), r.params, r.macs,
                             f"{r.latency_ms:.3f}", f"{r.train_s:.1f}", len(r.runs),
-                            sum(math.isnan(run.auroc) for run in r.runs), self.reference or "", *versus])
+                            sum(math.isnan(run.auroc) for run in r.runs), self.reference or "", *versus,
+                            *(_variant_cells(r) if varied else ())])
+        runs = [asdict(run) for r in self.rows for run in r.runs]
+        columns = [k for k in StudyRun.__dataclass_fields__
+                   if k not in ("lifting", "weights") or any(run[k] is not None for run in runs)]
         with open(paths["runs"], "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(list(StudyRun.__dataclass_fields__))
-            for r in self.rows:
-                for run in r.runs:
-                    w.writerow(list(asdict(run).values()))
+            w.writerow(columns)
+            for run in runs:
+                w.writerow([run[k] for k in columns])
         plot_auroc_vs_params(self.rows, paths["png"])
         return paths
 
 
+def _variant_cells(row: StrategyRow) -> tuple[str, str, str]:
+    """A row's ``label``, ``lifting`` and ``weights`` CSV cells (empty for a setting the bundle chose)."""
+    variant = row.variant or Variant(row.strategy)
+    return row.name, variant.lifting or "", variant.weights or ""
+
+
 def study_table(rows: Sequence[StrategyRow], output_dir: str | os.PathLike, *, reference: str | None = "full",
                 settings: Mapping[str, Any] | None = None, wall_s: float = 0.0, confidence: float = 0.95) -> StudyResult:
-    """Assemble the study table from its rows and compare every strategy with the reference.
+    """Assemble the study table from its rows and compare every row with the reference.
 
     Args:
-        rows: one :class:`StrategyRow` per strategy, in table order.
-        output_dir: the study folder holding ``runs/<strategy>/split<k>/eval/predictions.csv`` (read for DeLong).
-        reference: the strategy the others are compared with; when it was not run, the first row's strategy is used
-            and the table says so; ``None``: no comparison.
+        rows: one :class:`StrategyRow` per strategy (or variant), in table order.
+        output_dir: the study folder holding ``runs/<row folder>/split<k>/eval/predictions.csv`` (read for DeLong).
+        reference: the row the others are compared with: a row's name, or a strategy (its first row:
+            :func:`reference_row`); when no row matches, the first row is used and the table says so; ``None``: no
+            comparison.
         settings: how the rows were obtained (``seeds``, ``input_shape``, ``repeats`` ...).
         wall_s: wall time of the invocation.
         confidence: coverage of every interval.
@@ -446,12 +510,15 @@ def study_table(rows: Sequence[StrategyRow], output_dir: str | os.PathLike, *, r
     """
     rows = list(rows)
     note = ""
-    if reference is not None and rows and reference not in {r.strategy for r in rows}:
+    if reference is not None and rows and reference_row(rows, reference) is None:
+        first = "row" if rows[0].variant is not None and rows[0].variant.varied else "strategy"
         note = (f"The reference strategy `{reference}` was not part of this study; the differences and DeLong tests "
-                f"are against the first strategy, `{rows[0].strategy}`.")
-        reference = rows[0].strategy
+                f"are against the first {first}, `{rows[0].name}`.")
+        reference = rows[0].name
     if not rows:
         reference = None
+    if reference is not None:
+        reference = reference_row(rows, reference).name
     comparisons = compare_to_reference(rows, reference, output_dir, confidence) if reference else {}
     return StudyResult(rows, dict(settings or {}), wall_s, reference, comparisons, note, confidence)
 
@@ -468,7 +535,7 @@ def plot_auroc_vs_params(rows: Sequence[StrategyRow], path: str | os.PathLike) -
     for r in rows:
         mean, std = r.auroc
         ax.errorbar(r.params / 1e6, 100 * mean, yerr=100 * std, fmt="o", capsize=3)
-        points.setdefault((round(r.params / 1e6, 3), round(100 * mean, 2)), []).append(r.strategy)
+        points.setdefault((round(r.params / 1e6, 3), round(100 * mean, 2)), []).append(r.name)
     seen_x: dict[float, int] = {}
     for (x, y), names in sorted(points.items()):
         k = seen_x[x] = seen_x.get(x, -1) + 1  # alternate sides for labels of points at the same size
@@ -509,7 +576,7 @@ def seeded_splits(datalist: str | os.PathLike, output_dir: str | os.PathLike, se
 
 def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.PathLike, overrides: Mapping[str, Any],
              run_dir: str | os.PathLike, *, strategy: str, split: int, tracking: str | None = None,
-             experiment_name: str | None = None) -> StudyRun:
+             experiment_name: str | None = None, variant: Variant | None = None) -> StudyRun:
     """Train a bundle with overrides into ``run_dir``, then evaluate, once, the checkpoint chosen on validation on the
     test split.
 
@@ -520,8 +587,10 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
         run_dir: gets ``models/``, ``eval/``, ``logs/`` and ``run.json``.
         strategy, split: recorded in the result.
         tracking: ``"mlflow"`` tracks the training as one MLflow run named ``<strategy>_split<k>`` (see the module
-            docstring); ``None``: no tracking.
+            docstring; a variant's folder name instead of the strategy); ``None``: no tracking.
         experiment_name: the MLflow experiment (default: the bundle's ``experiment_name``).
+        variant: the study row the run belongs to: its varied ``lifting`` / ``weights`` are recorded in the result
+            (the overrides must already carry them).
 
     Returns:
         The :class:`StudyRun` (read back from ``run.json`` when the run was done before).
@@ -536,7 +605,7 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
             "log_dir": str(run_dir / "logs"), "publish": False}
     settings = {**dict(overrides), **dirs, "progress_bar": False}
     if tracking is not None:
-        settings["run_name"] = f"{strategy}_split{split}"
+        settings["run_name"] = f"{variant.folder if variant is not None else strategy}_split{split}"
         if experiment_name is not None:
             settings["experiment_name"] = experiment_name
     files = [str(f) for f in config_files]
@@ -551,6 +620,9 @@ def run_once(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.
     result = StudyRun(strategy=strategy, split=int(split), auroc=float(metrics["auroc"]), auprc=float(metrics["auprc"]),
                       best_epoch=int(last.get("best_epoch", 0)), epochs=int(last["epoch"]), train_s=train_s, eval_s=eval_s,
                       val_auroc=float("nan") if last.get("best_metric") is None else float(last["best_metric"]))
+    if variant is not None:
+        result.lifting = variant.lifting if "lifting" in variant.varied else None
+        result.weights = variant.weights if "weights" in variant.varied else None
     if tracking is not None:
         _track_test_metrics(trained.parser, result)
     atomic_write_text(json.dumps(asdict(result), indent=1) + "\n", record)  # complete or absent, never half
@@ -601,12 +673,20 @@ def _min_latency_ms(net: Any, input_shape: tuple[int, ...], repeats: int) -> flo
 
 
 def _describe(config: Mapping[str, Any]) -> str:
-    """The network of a ``TransferClassifier.config`` in a few words: ``resnet50, cut 11``."""
+    """The network of a ``TransferClassifier.config`` in a few words: ``resnet50, cut 11``; a 2.5D or ACS network
+    says so (``resnet50, cut 11, slices: slab 3, stride 1, attention``); inflation, the 3D default, is not named."""
     if config.get("slim_after"):
-        return f"{config['arch']}, slim after {config['slim_after']}"
-    if config.get("cut") is not None:
-        return f"{config['arch']}, cut {config['cut']}"
-    return f"{config['arch']}, full"
+        text = f"{config['arch']}, slim after {config['slim_after']}"
+    elif config.get("cut") is not None:
+        text = f"{config['arch']}, cut {config['cut']}"
+    else:
+        text = f"{config['arch']}, full"
+    if config.get("lifting") == "slices":
+        text += (f", slices: slab {config.get('slab', 1)}, stride {config.get('slice_stride', 1)}, "
+                 f"{config.get('aggregator', 'mean')}")
+    elif config.get("lifting") == "acs":
+        text += ", ACS"
+    return text
 
 
 def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mapping[str, Any],
@@ -637,13 +717,14 @@ def profile_strategy(config_files: Sequence[str | os.PathLike], overrides: Mappi
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One training of a study: a strategy on a seeded split, trained and evaluated into its own folder.
+    """One training of a study: a strategy (variant) on a seeded split, trained and evaluated into its own folder.
 
     Attributes:
-        index: its place in the study's run list (strategy by strategy, split by split): ``--only INDEX``.
+        index: its place in the study's run list (variant by variant, split by split): ``--only INDEX``.
         strategy, split, seed: what it trains on which split (the seed also seeds the training).
         datalist: the split's datalist file.
         run_dir: its folder (:func:`run_folder`); ``run.json`` there marks it finished.
+        variant: its row of the table (strategy, lifting, weights); ``None``: the strategy alone.
     """
 
     index: int
@@ -652,6 +733,12 @@ class PlannedRun:
     seed: int
     datalist: str
     run_dir: str
+    variant: Variant | None = None
+
+    @property
+    def name(self) -> str:
+        """Its row's name (:attr:`StrategyRow.name`)."""
+        return self.variant.label if self.variant is not None else self.strategy
 
     @property
     def finished(self) -> bool:
@@ -672,27 +759,31 @@ def study_split_files(datalist: str | os.PathLike, output_dir: str | os.PathLike
 
 
 def plan_study(output_dir: str | os.PathLike, strategies: Sequence[str] | None, seeds: Sequence[int],
-               split_files: Sequence[str | os.PathLike]) -> list[PlannedRun]:
-    """The study's runs, strategy by strategy (the table's order), split by split.
+               split_files: Sequence[str | os.PathLike], *, liftings: Sequence[str] | None = None,
+               weights: Sequence[str | None] | None = None) -> list[PlannedRun]:
+    """The study's runs, variant by variant (the table's order: strategy, then lifting, then weights), split by split.
 
     Args:
         output_dir: the study folder.
         strategies: strategy names (default: all, in the registry's order).
         seeds: one seed per split.
         split_files: the split datalists, one per seed (:func:`study_split_files`).
+        liftings, weights: the liftings and weights settings to compare
+            (:func:`~medtl_monai.experiments.study_variants.study_variants`; one value: an override of every run).
 
     Returns:
-        One :class:`PlannedRun` per strategy and split.
+        One :class:`PlannedRun` per variant and split.
 
     Raises:
-        ValueError: an unknown strategy, or not one split file per seed.
+        ValueError: an unknown strategy or lifting, a repeated value, or not one split file per seed.
     """
     if len(split_files) != len(seeds):
         raise ValueError(f"{len(split_files)} split files for {len(seeds)} seeds.")
     runs = []
-    for name in strategy_names(strategies):
+    for variant in study_variants(strategies, liftings, weights):
         for k, (seed, split_file) in enumerate(zip(seeds, split_files)):
-            runs.append(PlannedRun(len(runs), name, k, int(seed), str(split_file), str(run_folder(output_dir, name, k))))
+            runs.append(PlannedRun(len(runs), variant.strategy, k, int(seed), str(split_file),
+                                   str(run_folder(output_dir, variant.folder, k)), variant))
     return runs
 
 
@@ -708,7 +799,7 @@ class _StudyTask:
     experiment_name: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.run.strategy} split {self.run.split} ({self.run.run_dir})"
+        return f"{self.run.name} split {self.run.split} ({self.run.run_dir})"
 
 
 def run_planned(config_files: Sequence[str | os.PathLike], evaluate_file: str | os.PathLike, run: PlannedRun,
@@ -726,11 +817,12 @@ def run_planned(config_files: Sequence[str | os.PathLike], evaluate_file: str | 
     Returns:
         The run's :class:`StudyRun`.
     """
-    settings = {**dict(overrides or {}), "strategy": run.strategy, "datalist": run.datalist, "seed": int(run.seed)}
+    variant = run.variant or Variant(run.strategy)
+    settings = {**dict(overrides or {}), **variant.overrides(), "datalist": run.datalist, "seed": int(run.seed)}
     if device is not None:
         settings["device"] = str(device)
     return run_once(config_files, evaluate_file, settings, run.run_dir, strategy=run.strategy, split=run.split,
-                    tracking=tracking, experiment_name=experiment_name)
+                    tracking=tracking, experiment_name=experiment_name, variant=run.variant)
 
 
 def _run_task(task: _StudyTask, device: str | None) -> StudyRun:
@@ -751,6 +843,8 @@ def collect_study(
     reference: str | None = "full",
     settings: Mapping[str, Any] | None = None,
     wall_s: float = 0.0,
+    liftings: Sequence[str] | None = None,
+    weights: Sequence[str | None] | None = None,
 ) -> StudyResult:
     """Build the study table from the run folders (each run's ``run.json`` and ``eval/predictions.csv``), profile
     each strategy's network here, and write the table files into ``output_dir``.
@@ -759,9 +853,9 @@ def collect_study(
     machines: the table depends only on what the run folders hold.
 
     Args:
-        config_files: the bundle's training configs (to build each strategy's network for its cost).
+        config_files: the bundle's training configs (to build each row's network for its cost).
         output_dir: the study folder.
-        strategies, seeds, overrides, input_shape, repeats, reference: as :func:`run_study`.
+        strategies, seeds, overrides, input_shape, repeats, reference, liftings, weights: as :func:`run_study`.
         settings: more settings to record.
         wall_s: wall time to record.
 
@@ -773,23 +867,25 @@ def collect_study(
     """
     out = Path(output_dir)
     split_files = [out / "splits" / f"datalist_split{k}.json" for k in range(len(seeds))]
-    plan = plan_study(out, strategies, seeds, split_files)
+    plan = plan_study(out, strategies, seeds, split_files, liftings=liftings, weights=weights)
     records = {run.index: read_run_record(Path(run.run_dir) / "run.json") for run in plan}
     missing = [run for run in plan if records[run.index] is None]
     if missing:
         raise FileNotFoundError(
             f"{out}: {len(missing)} of {len(plan)} runs are not finished: "
-            + "; ".join(f"--only {r.index} ({r.strategy} split {r.split}: no complete {r.run_dir}/run.json)" for r in missing))
+            + "; ".join(f"--only {r.index} ({r.name} split {r.split}: no complete {r.run_dir}/run.json)"
+                        for r in missing))
     rows = []
-    for name in strategy_names(strategies):
-        base = {**dict(overrides or {}), "strategy": name, "datalist": str(split_files[0])}
+    for variant in study_variants(strategies, liftings, weights):
+        base = {**dict(overrides or {}), **variant.overrides(), "datalist": str(split_files[0])}
         prof, shape, desc, pretrained = profile_strategy(config_files, base, input_shape, repeats)
-        runs = [records[r.index] for r in plan if r.strategy == name]
-        rows.append(StrategyRow(name, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained,
-                                get_strategy(name).description))
+        runs = [records[r.index] for r in plan if r.variant == variant]
+        rows.append(StrategyRow(variant.strategy, desc, runs, prof.params, prof.macs, prof.latency_ms, pretrained,
+                                get_strategy(variant.strategy).description, variant if variant.varied else None))
         input_shape = shape
     recorded = {"seeds": list(seeds), "input_shape": list(input_shape or []), "strategies": strategy_names(strategies),
                 "repeats": repeats, "overrides": {k: v for k, v in (overrides or {}).items()}, **dict(settings or {})}
+    recorded.update({k: list(v) for k, v in (("liftings", liftings), ("weights", weights)) if v})
     result = study_table(rows, out, reference=reference, settings=recorded, wall_s=wall_s)
     result.write(out)
     return result
@@ -812,8 +908,11 @@ def run_study(
     reference: str | None = "full",
     workers: int = 1,
     devices: str | Sequence[str] | None = None,
+    liftings: Sequence[str] | None = None,
+    weights: Sequence[str | None] | None = None,
 ) -> StudyResult:
-    """Run every strategy on every seeded split through the bundle and collect the table.
+    """Run every strategy (or strategy x lifting x weights variant) on every seeded split through the bundle and
+    collect the table.
 
     The runs are independent: with ``workers`` or ``devices`` they train side by side in worker processes
     (:func:`~medtl_monai.experiments.parallel.run_tasks`). Each run seeds itself (the bundle's ``set_determinism``
@@ -834,17 +933,23 @@ def run_study(
         tracking: ``"mlflow"``: each training is one MLflow run ``<strategy>_split<k>`` of one experiment in the
             bundle's tracking store (needs the ``mlflow`` package: ``pip install 'medtl-monai[tracking]'``).
         experiment_name: that experiment (default: an ``experiment_name`` override, else the study folder's name).
-        reference: the strategy every other is compared with (AUROC difference with its t-interval over splits,
-            DeLong p per split); the first strategy when it is not among ``strategies``; ``None``: no comparison.
+        reference: the row every other is compared with (AUROC difference with its t-interval over splits, DeLong
+            p per split): a row's name (``truncated · acs``) or a strategy, which stands for its first row (the first
+            of ``liftings`` and of ``weights``); the first row when none matches; ``None``: no comparison.
         workers: CPU worker processes training runs side by side (each with ``cores // workers`` torch threads);
             1 trains them one after another in this process.
         devices: one worker per device (``"cuda:0,cuda:1"`` or a list); overrides ``workers``.
+        liftings: ``inflate`` / ``slices`` / ``acs`` to compare (docs/lifting.md): each strategy is trained with each
+            (a ``lifting`` override); the ``slices`` options (``slab`` ...) then apply to the ``slices`` rows only.
+        weights: weights settings to compare (docs/weights.md; ``none`` / ``random``: random initialisation): each
+            strategy x lifting is trained from each (a ``weights`` override). One value in either list is an override
+            of every run and does not name the rows (:mod:`~medtl_monai.experiments.study_variants`).
 
     Returns:
         The :class:`StudyResult` (also written to ``output_dir``).
 
     Raises:
-        ValueError: an unknown strategy or device.
+        ValueError: an unknown strategy, lifting or device, or a repeated value.
         RuntimeError: some runs failed (the others are finished and kept; run the study again to retry them).
     """
     start = time.perf_counter()
@@ -852,7 +957,7 @@ def run_study(
     out = Path(output_dir)
     device_list = parse_devices(devices)
     split_files = study_split_files(datalist, out, seeds)
-    plan = plan_study(out, strategies, seeds, split_files)
+    plan = plan_study(out, strategies, seeds, split_files, liftings=liftings, weights=weights)
     if tracking is not None and experiment_name is None:
         experiment_name = str((overrides or {}).get("experiment_name") or out.resolve().name)
     pending = [run for run in plan if not run.finished]
@@ -863,7 +968,7 @@ def run_study(
                         experiment_name) for run in pending]
 
     def done(task: _StudyTask, run: StudyRun) -> None:
-        say(f"{run.strategy} split {run.split}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC "
+        say(f"{task.run.name} split {run.split}: epoch {run.best_epoch}/{run.epochs} chosen on validation (AUROC "
             f"{run.val_auroc:.3f}); test AUROC {run.auroc:.3f}, AUPRC {run.auprc:.3f}; train {run.train_s:.0f} s")
 
     run_tasks(_run_task, tasks, workers=workers, devices=device_list, on_done=done)
@@ -874,4 +979,4 @@ def run_study(
         settings.update(tracking=tracking, experiment_name=experiment_name)
     return collect_study(config_files, output_dir=out, strategies=strategies, seeds=seeds, overrides=overrides,
                          input_shape=input_shape, repeats=repeats, reference=reference, settings=settings,
-                         wall_s=time.perf_counter() - start)
+                         wall_s=time.perf_counter() - start, liftings=liftings, weights=weights)

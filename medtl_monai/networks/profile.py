@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,7 +42,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass, from PyTorch's own FLOP counter (FLOPs / 2)."""
+    """Multiply-accumulates of one forward pass, from PyTorch's own FLOP counter (FLOPs / 2).
+
+    The counter sees every operator the pass runs, so a 2.5D network (``lifting="slices"``) is counted over all its
+    slabs, chunked or not (``chunk_slices`` runs them in several calls, all inside the pass), and an ACS network's
+    three per-view convolutions are each counted at their own kernel size.
+    """
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops() // 2)

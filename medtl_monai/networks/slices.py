@@ -98,6 +98,15 @@ class SliceBackbone(nn.Sequential):
         slabs = torch.index_select(x, 4, index.reshape(-1)).reshape(b, c, h, w, s, self.slab)
         return slabs.permute(0, 4, 1, 5, 2, 3).reshape(b * s, c * self.slab, h, w)
 
+    def _slab_images(self, x: torch.Tensor, index: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Images ``start:stop`` of :meth:`to_slabs`'s case-major stack, built from ``x`` alone, so that chunked
+        inference never holds the whole stack (a copy of the volume, ``slab`` times over)."""
+        c, h, w = x.shape[1], x.shape[2], x.shape[3]
+        n = torch.arange(start, stop, device=x.device)
+        by_slice = x.permute(0, 4, 1, 2, 3)  # (B, depth, C, x, y): a view
+        images = by_slice[torch.div(n, index.shape[0], rounding_mode="floor")[:, None], index[n % index.shape[0]]]
+        return images.permute(0, 2, 1, 3, 4).reshape(stop - start, c * self.slab, h, w)  # (k, slab, C, ..) -> (k, C*slab, ..)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """The stages on a stack of 2D images, each feature map average-pooled: ``(N, features)``."""
         for stage in self:
@@ -107,14 +116,16 @@ class SliceBackbone(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
             x = x.as_subclass(torch.Tensor)  # a MONAI MetaTensor's per-case metadata does not describe slabs
-        images = self.to_slabs(x)
-        n, chunk = images.shape[0], self.chunk_slices
+        index = slab_indices(x.shape[4], self.slab, self.slice_stride, x.device)  # (S, slab)
+        n, chunk = x.shape[0] * index.shape[0], self.chunk_slices
         if torch.jit.is_tracing() or chunk <= 0 or chunk >= n or (torch.is_grad_enabled() and not self.training):
-            features = self.encode(images)
+            features = self.encode(self.to_slabs(x))
         elif self.training and torch.is_grad_enabled():
+            images = self.to_slabs(x)
             features = torch.cat([self._checkpointed(images[i:i + chunk]) for i in range(0, n, chunk)], 0)
-        else:
-            features = torch.cat([self.encode(images[i:i + chunk]) for i in range(0, n, chunk)], 0)
+        else:  # inference: each chunk's slabs are built when it runs
+            features = torch.cat([self.encode(self._slab_images(x, index, i, min(i + chunk, n)))
+                                  for i in range(0, n, chunk)], 0)
         return features.reshape(x.shape[0], -1, features.shape[1]).transpose(1, 2)
 
     @torch.jit.unused
