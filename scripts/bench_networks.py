@@ -68,16 +68,21 @@ VARIANTS_3D = [
 ]
 
 
-def _status_kib(field: str) -> int | None:
-    """A ``VmRSS`` / ``VmHWM`` line of ``/proc/self/status``, in KiB (``None`` off Linux)."""
+def _proc_kib(path: str, field: str) -> int | None:
+    """A ``<field>: <n> kB`` line of a ``/proc`` file, in KiB (``None`` off Linux or when absent)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``VmRSS`` / ``VmHWM`` line of ``/proc/self/status``, in KiB (``None`` off Linux)."""
+    return _proc_kib("/proc/self/status", field)
 
 
 def _release_freed_memory() -> None:
@@ -97,14 +102,7 @@ def _reset_high_water_mark() -> None:
 
 def _meminfo_kib(field: str) -> int | None:
     """A line of ``/proc/meminfo`` (e.g. ``MemAvailable``), in KiB (``None`` off Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _proc_kib("/proc/meminfo", field)
 
 
 def _limit_memory(reserve_mib: float) -> float | None:

@@ -110,6 +110,11 @@ class StudyRun:
     weights: str | None = None
 
 
+def row_name(strategy: str, variant: Variant | None) -> str:
+    """A study row's name: its variant's label (``truncated · acs``) when lifting or weights vary, else the strategy."""
+    return variant.label if variant is not None else strategy
+
+
 @dataclass
 class StrategyRow:
     """One row of the study table: a strategy's runs and its network's cost.
@@ -137,7 +142,7 @@ class StrategyRow:
     @property
     def name(self) -> str:
         """The row's name in the table: the variant's label (``truncated · acs``), else the strategy."""
-        return self.variant.label if self.variant is not None else self.strategy
+        return row_name(self.strategy, self.variant)
 
     @property
     def folder(self) -> str:
@@ -738,7 +743,7 @@ class PlannedRun:
     @property
     def name(self) -> str:
         """Its row's name (:attr:`StrategyRow.name`)."""
-        return self.variant.label if self.variant is not None else self.strategy
+        return row_name(self.strategy, self.variant)
 
     @property
     def finished(self) -> bool:
